@@ -1,0 +1,86 @@
+"""Self-describing checkpoints: a run folder with ``model.safetensors`` and ``checkpoint.json``.
+
+``checkpoint.json`` holds the ModelSpec, the training config, where the data came from (so the
+same test split can be rebuilt), the final metrics and the library versions. Weights are
+safetensors, read here as numpy arrays: loading a checkpoint never unpickles anything, and export
+does not need torch to read one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgernn.bundle import atomic_write_bytes, atomic_write_text
+from edgernn.errors import MissingDependencyError, ModelFileError
+from edgernn.spec import ModelSpec
+
+WEIGHTS_NAME = "model.safetensors"
+CHECKPOINT_NAME = "checkpoint.json"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    spec: ModelSpec
+    weights: dict[str, np.ndarray]
+    path: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def _safetensors_numpy():
+    try:
+        from safetensors import numpy as st_numpy
+    except ImportError:
+        raise MissingDependencyError("safetensors", "export", "reading a checkpoint") from None
+    return st_numpy
+
+
+def save_checkpoint(run_dir: Path, ckpt_info: dict[str, Any], weights: dict[str, np.ndarray]) -> Path:
+    """Write weights and ``checkpoint.json`` (which must hold a ``spec`` dict) into ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    st = _safetensors_numpy()
+    blob = st.save({k: np.ascontiguousarray(v, np.float32) for k, v in weights.items()},
+                   metadata={"format": "edgernn", "spec": json.dumps(ckpt_info["spec"])})
+    atomic_write_bytes(run_dir / WEIGHTS_NAME, blob)
+    atomic_write_text(run_dir / CHECKPOINT_NAME, json.dumps(ckpt_info, indent=2) + "\n")
+    return run_dir
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Load a run folder made by ``edgernn train`` (or the folder's ``checkpoint.json``)."""
+    path = Path(path)
+    run_dir = path.parent if path.name in (CHECKPOINT_NAME, WEIGHTS_NAME) else path
+    if not run_dir.exists():
+        raise ModelFileError(f"{path}: no such checkpoint folder")
+    info_path, weights_path = run_dir / CHECKPOINT_NAME, run_dir / WEIGHTS_NAME
+    if not info_path.is_file() or not weights_path.is_file():
+        raise ModelFileError(
+            f"{run_dir}: not a checkpoint (expected {CHECKPOINT_NAME} and {WEIGHTS_NAME}, "
+            "as written by `edgernn train`)"
+        )
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        spec = ModelSpec.from_dict(info["spec"])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ModelFileError(f"{info_path}: damaged checkpoint description ({type(e).__name__}: {e})") from None
+    try:
+        weights = _safetensors_numpy().load_file(str(weights_path))
+    except Exception as e:  # safetensors raises its own error types for bad headers
+        raise ModelFileError(f"{weights_path}: not a readable safetensors file ({e})") from None
+    return Checkpoint(
+        spec=spec,
+        weights=dict(weights),
+        path=run_dir,
+        config=info.get("config", {}),
+        data=info.get("data", {}),
+        metrics=info.get("metrics", {}),
+        versions=info.get("versions", {}),
+    )

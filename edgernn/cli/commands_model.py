@@ -1,0 +1,124 @@
+"""Workstation commands: train, export, validate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from edgernn.cli import cli, emit_json, fmt, stderr_is_tty
+
+TASK_HELP = "built-in task: sum (regression), sine (forecasting), bands (classification)"
+
+
+@cli.command()
+@click.option("--task", help=TASK_HELP)
+@click.option("--data", "data_path", type=click.Path(path_type=Path), help="your data: .csv, .npy, .npz or UCR/UEA .ts")
+@click.option("--head", type=click.Choice(["regression", "forecast", "classification"]),
+              help="what to predict from --data (inferred where the file says)")
+@click.option("--window", type=int, help="steps per window (forecasting series; built-in tasks)")
+@click.option("--horizon", type=int, default=1, show_default=True, help="forecast this many steps after the window")
+@click.option("--stride", type=int, default=1, show_default=True, help="steps between forecasting windows")
+@click.option("--cell", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True)
+@click.option("--hidden", "hidden_size", type=int, default=32, show_default=True, help="hidden units per layer")
+@click.option("--layers", "num_layers", type=int, default=1, show_default=True)
+@click.option("--bidirectional", is_flag=True, help="bidirectional backbone (window graph only: cannot stream)")
+@click.option("--dropout", type=float, default=0.0, show_default=True, help="between stacked layers")
+@click.option("--epochs", type=int, default=60, show_default=True, help="at most; early stopping may end sooner")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=5e-3, show_default=True, help="Adam learning rate")
+@click.option("--patience", type=int, default=8, show_default=True, help="epochs without validation improvement before stopping")
+@click.option("--samples", "n", type=int, help="number of sequences for built-in tasks")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, help="torch threads")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="run folder to write")
+@click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num_layers, bidirectional, dropout,
+          epochs, batch_size, lr, patience, n, seed, threads, out, as_json, quiet):
+    """Train an LSTM/GRU on a built-in task or your own data; write a checkpoint, metrics and plots."""
+    from edgernn.datasource import DataSource
+    from edgernn.nn.train import TrainConfig, check_config, train as run_training
+
+    source = DataSource(task=task, path=str(data_path) if data_path else None, head=head, window=window,
+                        horizon=horizon, stride=stride, n=n, seed=seed)
+    config = TrainConfig(cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
+                         dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+                         seed=seed, threads=threads)
+    check_config(config)
+    result = run_training(source, config, out, progress=not quiet and stderr_is_tty())
+    m = result.metrics
+    if as_json:
+        emit_json({"run_dir": str(out), "spec": result.spec.to_dict(), **m})
+        return
+    click.echo(f"trained {cell} ({m['parameters']} parameters) on {m['task']} in {m['train_seconds']} s, "
+               f"best epoch {m['best_epoch']} of {m['epochs_run']}")
+    for note in m["notes"]:
+        click.echo(f"note: {note}")
+    click.echo("test split:  " + "  ".join(f"{k} {fmt(v)}" for k, v in m["test"].items()))
+    for name, b in m["baselines"].items():
+        click.echo(f"baseline ({name}):  " + "  ".join(f"{k} {fmt(v)}" for k, v in b.items()))
+    click.echo(f"wrote {out}/ (model.safetensors, checkpoint.json, metrics.json, plots)")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="bundle folder to write")
+@click.option("--no-validate", is_flag=True, help="skip the parity check (not recommended)")
+@click.option("--opset", type=int, help="ONNX opset to write (default 17)")
+@click.option("--ir-version", type=int, help="ONNX IR version to write (default 8)")
+@click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON")
+def export(checkpoint, out, no_validate, opset, ir_version, as_json):
+    """Export a checkpoint to a bundle of ONNX model files, validated against the NumPy reference."""
+    from edgernn.export import export_checkpoint
+    from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
+
+    result = export_checkpoint(checkpoint, out, validate=not no_validate,
+                               opset=opset or DEFAULT_OPSET, ir_version=ir_version or DEFAULT_IR_VERSION)
+    variants = [{"name": v.name, "file": v.file, "size": v.size, "parity": v.parity} for v in result.manifest.variants]
+    if as_json:
+        emit_json({"bundle": str(out), "seconds": round(result.seconds, 3), "variants": variants,
+                   "validated": not no_validate})
+        return
+    click.echo(f"exported {checkpoint} → {out}/ in {result.seconds:.2f} s")
+    for v in variants:
+        parity = f"max abs {fmt(v['parity']['max_abs'])} vs numpy" if v["parity"] else "not validated"
+        click.echo(f"  {v['name']:<24} {v['file']:<24} {v['size'] / 1024:8.1f} KiB  {parity}")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="also compare with PyTorch on these weights")
+@click.option("--batch", "batches", type=int, multiple=True, help="batch sizes to sweep (default 1, 3, 16)")
+@click.option("--length", "lengths", type=int, multiple=True, help="lengths to sweep (default 1, window, 3×window)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--warn-only", is_flag=True, help="report failures but exit 0")
+@click.option("--json", "as_json", is_flag=True)
+def validate(bundle, checkpoint, batches, lengths, seed, warn_only, as_json):
+    """Check every variant of a bundle against the NumPy reference (and PyTorch with --checkpoint).
+
+    Exit code 0 when every variant is within its precision's tolerance, 1 otherwise.
+    """
+    from edgernn.errors import CheckFailedError
+    from edgernn.validate import validate_bundle
+
+    reports = validate_bundle(bundle, checkpoint=checkpoint, batches=batches or (1, 3, 16),
+                              lengths=lengths or None, seed=seed)
+    passed = all(r.passed for r in reports)
+    if as_json:
+        emit_json({"bundle": str(bundle), "passed": passed, "variants": [r.to_dict() for r in reports]})
+    else:
+        for r in reports:
+            click.echo(f"{r.variant}  ({r.precision}; tolerance atol {r.tolerance.atol:g}, rtol {r.tolerance.rtol:g})")
+            for against in sorted({c.against for c in r.comparisons}):
+                for output in dict.fromkeys(c.output for c in r.comparisons):
+                    cs = [c for c in r.comparisons if c.against == against and c.output == output]
+                    if not cs:
+                        continue
+                    ok = all(c.passed for c in cs)
+                    click.echo(f"  vs {against:<6} {output:<4} max abs {fmt(max(c.max_abs for c in cs)):>9}  "
+                               f"max rel {fmt(max(c.max_rel for c in cs)):>9}  mean abs {fmt(max(c.mean_abs for c in cs)):>9}"
+                               f"  over {len(cs)} cases  {'ok' if ok else 'FAIL'}")
+        click.echo("parity: " + ("passed" if passed else "FAILED"))
+    if not passed and not warn_only:
+        raise CheckFailedError("parity check failed for: " + ", ".join(r.variant for r in reports if not r.passed))

@@ -1,0 +1,113 @@
+"""Write a bundle: model files, then parity validation, then the manifest — all or nothing."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edgernn import __version__
+from edgernn.bundle import Manifest, TensorInfo, Variant, atomic_write_bytes, sha256_of, write_manifest
+from edgernn.errors import CheckFailedError
+from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
+from edgernn.export.onnx_window import build_window_graph, window_io
+from edgernn.parity import VariantReport
+from edgernn.spec import ModelSpec
+from edgernn.staging import staged_dir
+
+
+@dataclass
+class ExportResult:
+    bundle_dir: Path
+    manifest: Manifest
+    reports: list[VariantReport]
+    seconds: float
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    return {"edgernn": __version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}
+
+
+def _tensor_infos(pairs) -> tuple[TensorInfo, ...]:
+    return tuple(TensorInfo(name, tuple(shape)) for name, shape in pairs)
+
+
+def _probe(spec: ModelSpec, weights: Mapping[str, np.ndarray]) -> dict:
+    """Inputs and reference outputs stored in the manifest, for `edgernn verify` on the device."""
+    from edgernn.parity import probe_inputs
+    from edgernn.reference import model_forward
+
+    x = probe_inputs(spec, 2, spec.window or 20, seed=1234)
+    y, rnn = model_forward(spec, weights, x)
+    outputs = {"y": y, "h_n": rnn.h_n}
+    if rnn.c_n is not None:
+        outputs["c_n"] = rnn.c_n
+    return {"x": x.tolist(), "outputs": {k: np.asarray(v, np.float32).tolist() for k, v in outputs.items()}}
+
+
+def export_bundle(
+    spec: ModelSpec,
+    weights: Mapping[str, np.ndarray],
+    out: Path,
+    *,
+    validate: bool = True,
+    ir_version: int = DEFAULT_IR_VERSION,
+    opset: int = DEFAULT_OPSET,
+) -> ExportResult:
+    """Write ``out/`` with the window graph and manifest; validate every variant before calling it done.
+
+    On a parity failure nothing is left at ``out`` and ``CheckFailedError`` lists what failed.
+    """
+    started = time.perf_counter()
+    inputs, outputs = window_io(spec)
+    window = build_window_graph(spec, weights, ir_version=ir_version, opset=opset)
+    files = [("onnx-window-fp32", "model.onnx", "window", "fp32", window, inputs, outputs)]
+
+    out = Path(out)
+    with staged_dir(out) as tmp:
+        variants = []
+        for name, file, graph, precision, model, ins, outs in files:
+            atomic_write_bytes(tmp / file, model.SerializeToString())
+            variants.append(Variant(
+                name=name, file=file, format="onnx", graph=graph, precision=precision,
+                size=(tmp / file).stat().st_size, sha256=sha256_of(tmp / file),
+                inputs=_tensor_infos(ins), outputs=_tensor_infos(outs), opset=opset, ir_version=ir_version,
+            ))
+        manifest = Manifest(
+            spec=spec, variants=tuple(variants), versions=_versions(),
+            streaming={"supported": False, "reason": "step graphs are not written yet"},
+            probe=_probe(spec, weights), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        write_manifest(tmp, manifest)
+        reports: list[VariantReport] = []
+        if validate:
+            from edgernn.validate import validate_bundle
+
+            reports = validate_bundle(tmp, weights=weights, with_torch=False)
+            failed = [r for r in reports if not r.passed]
+            if failed:
+                worst = "; ".join(f"{r.variant}: max abs {r.worst()['max_abs']:.3g}" for r in failed)
+                raise CheckFailedError(f"parity check failed, bundle not written ({worst})")
+            by_name = {r.variant: r for r in reports}
+            manifest = replace(manifest, variants=tuple(
+                replace(v, parity={"against": "numpy", **by_name[v.name].worst()}) if v.name in by_name else v
+                for v in manifest.variants
+            ))
+            write_manifest(tmp, manifest)
+    return ExportResult(out, manifest, reports, time.perf_counter() - started)
+
+
+def export_checkpoint(checkpoint: Path, out: Path, **kwargs) -> ExportResult:
+    from edgernn.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    return export_bundle(ckpt.spec, ckpt.weights, out, **kwargs)

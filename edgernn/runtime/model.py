@@ -1,0 +1,123 @@
+"""A loaded model: a bundle variant or a bare .onnx file, with pre- and post-processing.
+
+``load()`` checks the file against the manifest's sha256, opens it with a backend, and returns a
+``Model`` whose ``predict()`` takes windows in the data's own units and returns de-normalised
+values, or class labels with probabilities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgernn.bundle import Manifest, Variant, check_file, read_manifest
+from edgernn.errors import BadInputError, ModelFileError
+from edgernn.runtime.backends import OnnxBackend
+from edgernn.spec import ModelSpec
+
+DEFAULT_VARIANT = "onnx-window-fp32"
+CHUNK = 256  # windows per backend call: bounds memory on large inputs
+
+
+@dataclass
+class Prediction:
+    head: str
+    values: np.ndarray  # regression/forecast: (N, O) in data units; classification: (N, K) probabilities
+    labels: tuple[str, ...] = ()
+
+    @property
+    def classes(self) -> np.ndarray:
+        return self.values.argmax(axis=1)
+
+    def records(self) -> list[dict[str, Any]]:
+        if self.head != "classification":
+            return [{"prediction": [float(v) for v in row]} for row in self.values]
+        names = self.labels or tuple(str(k) for k in range(self.values.shape[1]))
+        return [
+            {"label": names[k], "class": int(k), "probabilities": {n: round(float(p), 6) for n, p in zip(names, row)}}
+            for k, row in zip(self.classes, self.values)
+        ]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def postprocess(spec: ModelSpec, y: np.ndarray) -> Prediction:
+    """Raw head output (normalised units or logits) → a Prediction in the data's terms."""
+    if spec.head == "classification":
+        return Prediction(spec.head, softmax(y.astype(np.float64)), spec.labels)
+    values = y.astype(np.float64)
+    norm = spec.normalization
+    if norm is not None and norm.y_mean:
+        values = values * np.asarray(norm.y_std) + np.asarray(norm.y_mean)
+    return Prediction(spec.head, values)
+
+
+def check_windows(x: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    x = np.asarray(x)
+    F = spec.input_size
+    if x.ndim != 3 or x.shape[2] != F:
+        raise BadInputError(f"expected input of shape (N, T, {F}), got {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise BadInputError(f"expected at least one window of at least one step, got shape {tuple(x.shape)}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise BadInputError(f"expected numbers, got values of type {x.dtype}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        n, t, f = (int(i) for i in np.argwhere(bad)[0])
+        raise BadInputError(f"input has NaN or infinite values ({int(bad.sum())} in all; first at window {n}, step {t}, feature {f})")
+    return x.astype(np.float32)
+
+
+def normalize_input(spec: ModelSpec, x: np.ndarray) -> np.ndarray:
+    norm = spec.normalization
+    if norm is None or not norm.x_mean:
+        return x.astype(np.float32)
+    return ((x - np.asarray(norm.x_mean, np.float32)) / np.asarray(norm.x_std, np.float32)).astype(np.float32)
+
+
+class Model:
+    def __init__(self, spec: ModelSpec, variant: Variant, path: Path, backend, manifest: Manifest | None):
+        self.spec, self.variant, self.path, self.backend, self.manifest = spec, variant, path, backend, manifest
+
+    def window(self, x_normalized: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the window graph on normalised input ``(B, T, F)``: the graph's raw outputs."""
+        if self.variant.graph != "window":
+            raise BadInputError(f"variant {self.variant.name} is a {self.variant.graph} graph; pick a window variant")
+        return self.backend.run({"x": np.ascontiguousarray(x_normalized, np.float32)})
+
+    def predict(self, x: np.ndarray) -> Prediction:
+        x = normalize_input(self.spec, check_windows(x, self.spec))
+        ys = [self.window(x[i : i + CHUNK])["y"] for i in range(0, len(x), CHUNK)]
+        return postprocess(self.spec, np.concatenate(ys))
+
+
+def _bare_variant(path: Path, graph: str) -> Variant:
+    return Variant(name=f"onnx-{graph}-file", file=path.name, format="onnx", graph=graph, precision="unknown",
+                   size=path.stat().st_size, sha256="", inputs=(), outputs=())
+
+
+def load(path: Path | str, *, variant: str | None = None, threads: int | None = None) -> Model:
+    """Open a bundle folder (a variant of it, by name) or a bare ``.onnx`` file written by edgernn."""
+    path = Path(path)
+    if path.is_dir():
+        manifest = read_manifest(path)
+        chosen = manifest.variant(variant or DEFAULT_VARIANT)
+        file = check_file(path, chosen)
+        return Model(manifest.spec, chosen, file, OnnxBackend(file, threads), manifest)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such bundle directory or model file")
+    if path.suffix != ".onnx":
+        raise ModelFileError(f"{path}: not a model (expected a bundle folder or a .onnx file)")
+    backend = OnnxBackend(path, threads)
+    meta = dict(backend.session.get_modelmeta().custom_metadata_map)
+    if "edgernn.spec" not in meta:
+        raise ModelFileError(f"{path}: an ONNX model without edgernn metadata; export it with `edgernn export`")
+    spec = ModelSpec.from_json(meta["edgernn.spec"])
+    return Model(spec, _bare_variant(path, meta.get("edgernn.graph", "window")), path, backend, None)

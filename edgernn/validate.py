@@ -1,0 +1,58 @@
+"""Validate a bundle: every variant against the NumPy reference and, given a checkpoint, PyTorch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from edgernn.bundle import read_manifest
+from edgernn.errors import BadInputError
+from edgernn.parity import VariantReport, torch_window_fn, window_parity
+
+
+def reference_weights(bundle_dir: Path, checkpoint: Path | None) -> tuple[dict[str, np.ndarray], bool]:
+    """Weights for the references: the checkpoint's, or those held by the bundle's fp32 window graph."""
+    manifest = read_manifest(bundle_dir)
+    if checkpoint is not None:
+        from edgernn.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(checkpoint)
+        if ckpt.spec != manifest.spec:
+            raise BadInputError(f"{checkpoint}: this checkpoint's model spec differs from the bundle's; "
+                                "pass the checkpoint the bundle was exported from")
+        return ckpt.weights, True
+    from edgernn.export.onnx_weights import weights_from_window_onnx
+
+    fp32 = manifest.variant("onnx-window-fp32")
+    return weights_from_window_onnx(Path(bundle_dir) / fp32.file, manifest.spec), False
+
+
+def validate_bundle(
+    bundle_dir: Path,
+    *,
+    checkpoint: Path | None = None,
+    weights: Mapping[str, np.ndarray] | None = None,
+    with_torch: bool | None = None,
+    batches: Sequence[int] = (1, 3, 16),
+    lengths: Sequence[int] | None = None,
+    seed: int = 0,
+) -> list[VariantReport]:
+    """Parity of every variant in the bundle; ``weights`` overrides where the reference weights come from."""
+    from edgernn.runtime import load
+
+    manifest = read_manifest(bundle_dir)
+    if weights is None:
+        weights, from_checkpoint = reference_weights(bundle_dir, checkpoint)
+        if with_torch is None:
+            with_torch = from_checkpoint
+    torch_fn = torch_window_fn(manifest.spec, weights) if with_torch else None
+    window_variants = {}
+    for v in manifest.variants:
+        if v.graph == "window":
+            model = load(bundle_dir, variant=v.name)
+            window_variants[v.name] = (v.precision, model.window)
+    reports = window_parity(manifest.spec, weights, window_variants, torch_fn=torch_fn,
+                            batches=batches, lengths=lengths, seed=seed)
+    return list(reports.values())
