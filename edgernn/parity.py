@@ -155,3 +155,68 @@ def torch_window_fn(spec: ModelSpec, weights: Mapping[str, np.ndarray]) -> Windo
         return out
 
     return run
+
+
+StepFn = Callable[[np.ndarray, Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+
+
+def step_through(step: StepFn, spec: ModelSpec, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Feed ``x (B, T, F)`` one step at a time from zero state: per-step ``y (B, T, O)`` and final state."""
+    B = x.shape[0]
+    state = {name: np.zeros((spec.num_layers, B, spec.hidden_size), np.float32)
+             for name in (("h_in", "c_in") if spec.has_cell_state else ("h_in",))}
+    ys = []
+    for t in range(x.shape[1]):
+        out = step(np.ascontiguousarray(x[:, t]), state)
+        ys.append(out["y"])
+        state = {k: out[k.replace("_in", "_out")] for k in state}
+    final = {"h_n": state["h_in"]}
+    if spec.has_cell_state:
+        final["c_n"] = state["c_in"]
+    return np.stack(ys, axis=1), final
+
+
+def stream_parity(
+    spec: ModelSpec,
+    weights: Mapping[str, np.ndarray],
+    variants: Mapping[str, tuple[str, StepFn]],
+    *,
+    windows: Mapping[str, WindowFn] | None = None,
+    batches: Sequence[int] = (1, 5),
+    lengths: Sequence[int] | None = None,
+    seed: int = 0,
+) -> dict[str, VariantReport]:
+    """Step each step-graph variant through windows and compare with the references.
+
+    Against the NumPy reference: ``y`` at every step (the head on each step's hidden state; the
+    report's max is the largest error at any step) and at the last step, and the final state.
+    Against ``windows[name]`` (the window graph of the same precision): the last ``y`` and final
+    state, which is the invariant "stepping the step graph through a window gives the window graph".
+    """
+    from edgernn.reference import model_forward
+
+    reports = {name: VariantReport(name, prec, TOLERANCES[prec]) for name, (prec, _) in variants.items()}
+    head_w = np.asarray(weights["head.weight"], np.float64)
+    head_b = np.asarray(weights["head.bias"], np.float64)
+    for batch in batches:
+        for length in lengths or default_lengths(spec):
+            x = probe_inputs(spec, batch, length, seed + 1)
+            _, rnn = model_forward(spec, weights, x)
+            want = {"y_every_step": rnn.output @ head_w.T + head_b, "y_last_step": rnn.output[:, -1] @ head_w.T + head_b,
+                    "h_n": rnn.h_n, "c_n": rnn.c_n}
+            for name, (_, step) in variants.items():
+                ys, final = step_through(step, spec, x)
+                got = {"y_every_step": ys, "y_last_step": ys[:, -1], **final}
+                report = reports[name]
+                refs = {"numpy": want}
+                if windows and name in windows:
+                    w = windows[name](x)
+                    refs["window"] = {"y_last_step": w["y"], "h_n": w["h_n"], "c_n": w.get("c_n")}
+                for against, ref in refs.items():
+                    for output, expected in ref.items():
+                        if expected is None:
+                            continue
+                        figures = compare(got[output], expected, report.tolerance)
+                        report.comparisons.append(
+                            Comparison(name, against, output, batch, length, *figures, mode="stream"))
+    return reports

@@ -9,7 +9,7 @@ import numpy as np
 
 from edgernn.bundle import read_manifest
 from edgernn.errors import BadInputError
-from edgernn.parity import VariantReport, torch_window_fn, window_parity
+from edgernn.parity import VariantReport, stream_parity, torch_window_fn, window_parity
 
 
 def reference_weights(bundle_dir: Path, checkpoint: Path | None) -> tuple[dict[str, np.ndarray], bool]:
@@ -36,6 +36,7 @@ def validate_bundle(
     weights: Mapping[str, np.ndarray] | None = None,
     with_torch: bool | None = None,
     batches: Sequence[int] = (1, 3, 16),
+    stream_batches: Sequence[int] = (1, 5),
     lengths: Sequence[int] | None = None,
     seed: int = 0,
 ) -> list[VariantReport]:
@@ -48,11 +49,21 @@ def validate_bundle(
         if with_torch is None:
             with_torch = from_checkpoint
     torch_fn = torch_window_fn(manifest.spec, weights) if with_torch else None
-    window_variants = {}
+    from edgernn.runtime.stream import step_fn
+
+    window_variants, step_variants, window_twins = {}, {}, {}
     for v in manifest.variants:
+        model = load(bundle_dir, variant=v.name)
         if v.graph == "window":
-            model = load(bundle_dir, variant=v.name)
             window_variants[v.name] = (v.precision, model.window)
+        else:
+            step_variants[v.name] = (v.precision, step_fn(model.backend))
+    for name in step_variants:
+        twin = name.replace("-step-", "-window-")
+        if twin in window_variants:
+            window_twins[name] = window_variants[twin][1]
     reports = window_parity(manifest.spec, weights, window_variants, torch_fn=torch_fn,
                             batches=batches, lengths=lengths, seed=seed)
+    reports.update(stream_parity(manifest.spec, weights, step_variants, windows=window_twins,
+                                 batches=stream_batches, lengths=lengths, seed=seed))
     return list(reports.values())

@@ -116,7 +116,7 @@ def validate(bundle, checkpoint, batches, lengths, seed, warn_only, as_json):
                     if not cs:
                         continue
                     ok = all(c.passed for c in cs)
-                    click.echo(f"  vs {against:<6} {output:<4} max abs {fmt(max(c.max_abs for c in cs)):>9}  "
+                    click.echo(f"  vs {against:<6} {output:<12} max abs {fmt(max(c.max_abs for c in cs)):>9}  "
                                f"max rel {fmt(max(c.max_rel for c in cs)):>9}  mean abs {fmt(max(c.mean_abs for c in cs)):>9}"
                                f"  over {len(cs)} cases  {'ok' if ok else 'FAIL'}")
         click.echo("parity: " + ("passed" if passed else "FAILED"))

@@ -15,6 +15,7 @@ from edgernn import __version__
 from edgernn.bundle import Manifest, TensorInfo, Variant, atomic_write_bytes, sha256_of, write_manifest
 from edgernn.errors import CheckFailedError
 from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
+from edgernn.export.onnx_step import build_step_graph, state_description, step_io
 from edgernn.export.onnx_window import build_window_graph, window_io
 from edgernn.parity import VariantReport
 from edgernn.spec import ModelSpec
@@ -71,6 +72,14 @@ def export_bundle(
     inputs, outputs = window_io(spec)
     window = build_window_graph(spec, weights, ir_version=ir_version, opset=opset)
     files = [("onnx-window-fp32", "model.onnx", "window", "fp32", window, inputs, outputs)]
+    if spec.bidirectional:
+        streaming = {"supported": False,
+                     "reason": "bidirectional: the backward direction needs the whole window, so it cannot stream"}
+    else:
+        step_inputs, step_outputs = step_io(spec)
+        step = build_step_graph(spec, weights, ir_version=ir_version, opset=opset)
+        files.append(("onnx-step-fp32", "model.step.onnx", "step", "fp32", step, step_inputs, step_outputs))
+        streaming = {"supported": True, **state_description(spec)}
 
     out = Path(out)
     with staged_dir(out) as tmp:
@@ -81,10 +90,11 @@ def export_bundle(
                 name=name, file=file, format="onnx", graph=graph, precision=precision,
                 size=(tmp / file).stat().st_size, sha256=sha256_of(tmp / file),
                 inputs=_tensor_infos(ins), outputs=_tensor_infos(outs), opset=opset, ir_version=ir_version,
+                state=streaming if graph == "step" else {},
             ))
         manifest = Manifest(
             spec=spec, variants=tuple(variants), versions=_versions(),
-            streaming={"supported": False, "reason": "step graphs are not written yet"},
+            streaming=streaming,
             probe=_probe(spec, weights), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         write_manifest(tmp, manifest)

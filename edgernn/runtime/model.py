@@ -83,14 +83,31 @@ def normalize_input(spec: ModelSpec, x: np.ndarray) -> np.ndarray:
 
 
 class Model:
-    def __init__(self, spec: ModelSpec, variant: Variant, path: Path, backend, manifest: Manifest | None):
+    def __init__(self, spec: ModelSpec, variant: Variant, path: Path, backend, manifest: Manifest | None,
+                 threads: int | None = None):
         self.spec, self.variant, self.path, self.backend, self.manifest = spec, variant, path, backend, manifest
+        self.threads = threads
 
     def window(self, x_normalized: np.ndarray) -> dict[str, np.ndarray]:
         """Run the window graph on normalised input ``(B, T, F)``: the graph's raw outputs."""
         if self.variant.graph != "window":
             raise BadInputError(f"variant {self.variant.name} is a {self.variant.graph} graph; pick a window variant")
         return self.backend.run({"x": np.ascontiguousarray(x_normalized, np.float32)})
+
+    def stream(self, batch: int = 1):
+        """A StreamSession on this model's step graph (the bundle's step variant of the same precision)."""
+        from edgernn.runtime.stream import StreamSession
+
+        if self.variant.graph == "step":
+            return StreamSession(self.spec, self.backend, batch)
+        if self.manifest is None:
+            raise BadInputError(f"{self.path}: a window graph cannot stream; use the bundle or its .step.onnx file")
+        if not self.manifest.streaming.get("supported"):
+            raise BadInputError(f"this model cannot stream: {self.manifest.streaming.get('reason', 'no step graph')}")
+        name = self.variant.name.replace("-window-", "-step-")
+        step = self.manifest.variant(name)
+        file = check_file(self.path.parent, step)
+        return StreamSession(self.spec, type(self.backend)(file, self.threads), batch)
 
     def predict(self, x: np.ndarray) -> Prediction:
         x = normalize_input(self.spec, check_windows(x, self.spec))
@@ -110,7 +127,7 @@ def load(path: Path | str, *, variant: str | None = None, threads: int | None = 
         manifest = read_manifest(path)
         chosen = manifest.variant(variant or DEFAULT_VARIANT)
         file = check_file(path, chosen)
-        return Model(manifest.spec, chosen, file, OnnxBackend(file, threads), manifest)
+        return Model(manifest.spec, chosen, file, OnnxBackend(file, threads), manifest, threads)
     if not path.exists():
         raise ModelFileError(f"{path}: no such bundle directory or model file")
     if path.suffix != ".onnx":
@@ -120,4 +137,4 @@ def load(path: Path | str, *, variant: str | None = None, threads: int | None = 
     if "edgernn.spec" not in meta:
         raise ModelFileError(f"{path}: an ONNX model without edgernn metadata; export it with `edgernn export`")
     spec = ModelSpec.from_json(meta["edgernn.spec"])
-    return Model(spec, _bare_variant(path, meta.get("edgernn.graph", "window")), path, backend, None)
+    return Model(spec, _bare_variant(path, meta.get("edgernn.graph", "window")), path, backend, None, threads)

@@ -1,0 +1,288 @@
+"""Loading a user's data file into a ``Dataset`` with ``load_data``.
+
+Two shapes of data exist: a long series to forecast (``head="forecast"``), cut into windows of
+``window`` steps whose target is every column ``horizon`` steps after the window's end
+(see ``windowing.py``); and files holding one whole sequence per case with its target
+(``head="classification"`` or ``"regression"``), where the sequence length is the window.
+
+Formats:
+
+- ``.csv`` (comma) / ``.tsv`` (tab), header row optional (see ``delimited.py``).
+  Forecast: rows are time steps, columns features. Otherwise, UCR style: one case per row,
+  the first column the target (a class name or integer for classification, a number for
+  regression), the rest one univariate sequence; every row equally long.
+- ``.npy``: 1-D (T,) or 2-D (T, F) series for forecast; for classification/regression a 2-D
+  (N, 1 + T) array whose first column is the target.
+- ``.npz``: arrays ``x`` (N, T) or (N, T, F) and ``y`` (N,) or (N, O); optional ``labels``, the
+  class names for integer ``y`` in index order.
+- ``.ts``: the UCR/UEA text format (see ``ts_format.py``).
+
+Class names are the sorted distinct targets (numerically when every target is a number, e.g.
+"2" < "10"), except in ``.ts`` files and ``.npz`` with ``labels``, where the declared order holds.
+
+With ``head=None`` the head is inferred only where the file says it: ``.ts`` from
+``@classLabel``/``@targetLabel``; a CSV whose first column holds text -> classification; a 1-D
+``.npy`` -> forecast; ``.npz`` -> classification for text, boolean or integer ``y``, regression
+for float ``y`` (with a note). Anything else asks for ``--head``. Forecast without ``window``
+uses 32 steps and says so in a note. ``horizon`` and ``stride`` apply to forecasting only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgernn.data.checks import require_file, require_finite, require_numeric, require_positive_int
+from edgernn.data.datasets import Dataset
+from edgernn.data.delimited import Table, is_number, read_table
+from edgernn.data.ts_format import read_ts
+from edgernn.data.windowing import make_windows
+from edgernn.errors import BadInputError
+from edgernn.spec import HEADS
+
+DATA_EXTENSIONS = (".csv", ".tsv", ".npy", ".npz", ".ts")
+DEFAULT_FORECAST_WINDOW = 32
+PASS_HEAD = "pass --head forecast, regression or classification"
+
+
+@dataclass(frozen=True)
+class _Series:
+    """A long series to forecast: (L, F)."""
+
+    values: np.ndarray
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Cases:
+    """Whole sequences with targets: x (N, T, F); y (N,) class index or (N, O) values."""
+
+    x: np.ndarray
+    y: np.ndarray
+    head: str
+    labels: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+def load_data(
+    path: str | Path, *, head: str | None = None, window: int | None = None, horizon: int = 1, stride: int = 1
+) -> Dataset:
+    """Read ``path`` into a Dataset; see the module docstring for the rules of each format."""
+    if head is not None and head not in HEADS:
+        raise BadInputError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+    require_positive_int(window, "window", allow_none=True)
+    require_positive_int(horizon, "horizon")
+    require_positive_int(stride, "stride")
+    p = require_file(path, extensions=DATA_EXTENSIONS)
+    source = str(path)
+    loaded = _READERS[p.suffix.lower()](p, source, head)
+    if isinstance(loaded, _Series):
+        return _forecast_dataset(loaded, window, horizon, stride, source, p.stem)
+    if horizon != 1 or stride != 1:
+        raise BadInputError(
+            f"{source}: --horizon and --stride apply to --head forecast only, got {loaded.head} data; drop them"
+        )
+    return _cases_dataset(loaded, window, source, p.stem)
+
+
+def _forecast_dataset(
+    series: _Series, window: int | None, horizon: int, stride: int, source: str, name: str
+) -> Dataset:
+    notes = series.notes
+    if window is None:
+        window = DEFAULT_FORECAST_WINDOW
+        notes += (f"no window given; using windows of {window} steps (pass --window to change)",)
+    x, y = make_windows(series.values, window=window, horizon=horizon, stride=stride, source=source)
+    return Dataset(x, y, "forecast", name=name, notes=notes)
+
+
+def _cases_dataset(cases: _Cases, window: int | None, source: str, name: str) -> Dataset:
+    steps = cases.x.shape[1]
+    if window is not None and window != steps:
+        raise BadInputError(
+            f"{source}: sequences have {steps} steps, got --window {window}; "
+            "omit --window for files holding one sequence per case"
+        )
+    return Dataset(cases.x, cases.y, cases.head, labels=cases.labels, name=name, notes=cases.notes)
+
+
+# ---- CSV / TSV --------------------------------------------------------------------------------
+
+
+def _read_table_file(p: Path, source: str, head: str | None) -> _Series | _Cases:
+    table = read_table(p, source)
+    notes: tuple[str, ...] = ()
+    if head is None:
+        if not any(cells[0] and not is_number(cells[0]) for cells in table.rows):
+            raise BadInputError(
+                f"{source}: cannot tell whether rows are time steps (forecast) or one labelled sequence "
+                f"each; {PASS_HEAD}"
+            )
+        head = "classification"
+        notes = ("inferred --head classification from the text labels in the first column",)
+    width = len(table.rows[0])
+    if head == "forecast":
+        table.require_width(width, f"{width} features, as on line {table.lines[0]}")
+        return _Series(table.numbers(), notes)
+    if width < 2:
+        raise BadInputError(f"{source}: expected a target and a sequence on each row, got 1 column; {PASS_HEAD}")
+    table.require_width(width, f"target + {width - 1} steps, as on line {table.lines[0]}")
+    x = table.numbers(first_column=1)[:, :, None]  # (N, T, 1)
+    if head == "classification":
+        y, labels = encode_labels(_label_cells(table), source)
+        return _Cases(x, y, head, labels, notes)
+    return _Cases(x, _target_cells(table), head, (), notes)
+
+
+def _label_cells(table: Table) -> np.ndarray:
+    for row, cells in enumerate(table.rows):
+        if not cells[0]:
+            raise BadInputError(f"{table.source}: expected a class label, got an empty cell on {table.where(row, 0)}")
+    return np.array([cells[0] for cells in table.rows])
+
+
+def _target_cells(table: Table) -> np.ndarray:
+    for row, cells in enumerate(table.rows):
+        if not is_number(cells[0]) or not np.isfinite(float(cells[0])):
+            got = repr(cells[0]) if cells[0] else "an empty cell"
+            raise BadInputError(
+                f"{table.source}: expected a finite numeric target, got {got} on {table.where(row, 0)}"
+            )
+    return np.array([float(cells[0]) for cells in table.rows])[:, None]  # (N, 1)
+
+
+# ---- NPY / NPZ --------------------------------------------------------------------------------
+
+
+def _np_load(p: Path, source: str):
+    try:
+        return np.load(p, allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise BadInputError(
+                f"{source}: expected a NumPy {p.suffix} file of plain arrays, got pickled Python objects or "
+                "another format; save with numpy.save/savez and a numeric or string dtype"
+            ) from None
+        raise BadInputError(f"{source}: not a valid {p.suffix} file: {e}") from None
+    except (OSError, EOFError) as e:
+        raise BadInputError(f"{source}: not a valid {p.suffix} file: {e}") from None
+
+
+def _read_npy(p: Path, source: str, head: str | None) -> _Series | _Cases:
+    array = _np_load(p, source)
+    if head is None:
+        if array.ndim != 1:
+            raise BadInputError(
+                f"{source}: cannot tell whether an array of shape {array.shape} is a series or labelled rows; "
+                + PASS_HEAD
+            )
+        head = "forecast"
+    values = require_numeric(array, source, "values")
+    require_finite(values, source, "values")
+    if head == "forecast":
+        if values.ndim not in (1, 2) or values.shape[0] == 0:
+            raise BadInputError(f"{source}: expected a series of shape (T,) or (T, F) to forecast, got {values.shape}")
+        return _Series(values.reshape(len(values), -1))  # (T, F)
+    if values.ndim != 2 or values.shape[1] < 2 or values.shape[0] == 0:
+        raise BadInputError(
+            f"{source}: expected an array of shape (N, 1 + T) with the target in column 0, got {values.shape}; "
+            "for multivariate sequences save x and y in a .npz"
+        )
+    x = values[:, 1:, None]  # (N, T, 1)
+    if head == "classification":
+        y, labels = encode_labels(values[:, 0], source)
+        return _Cases(x, y, head, labels)
+    return _Cases(x, values[:, :1], head)  # y (N, 1)
+
+
+def _read_npz(p: Path, source: str, head: str | None) -> _Cases:
+    with _np_load(p, source) as archive:
+        missing = [key for key in ("x", "y") if key not in archive.files]
+        if missing:
+            raise BadInputError(f"{source}: expected arrays 'x' and 'y', got {sorted(archive.files)}")
+        x_raw, y_raw = archive["x"], archive["y"]
+        names = tuple(str(v) for v in archive["labels"]) if "labels" in archive.files else ()
+    if head == "forecast":
+        raise BadInputError(f"{source}: a .npz holds labelled sequences; to forecast give the series as .csv or .npy")
+    x = require_numeric(x_raw, source, "x")
+    if x.ndim == 2:
+        x = x[:, :, None]  # (N, T, 1)
+    if x.ndim != 3 or x.shape[0] == 0:
+        raise BadInputError(f"{source}: expected x of shape (N, T) or (N, T, F), got {x_raw.shape}")
+    require_finite(x, source, "x")
+    if y_raw.ndim not in (1, 2) or len(y_raw) != len(x):
+        raise BadInputError(f"{source}: expected y of shape ({len(x)},) or ({len(x)}, O), got {y_raw.shape}")
+    notes: tuple[str, ...] = ()
+    if head is None:
+        head = "regression" if y_raw.dtype.kind == "f" else "classification"
+        notes = (f"inferred --head {head} from the {y_raw.dtype} dtype of y",)
+    if head == "regression":
+        y = require_numeric(y_raw, source, "y")
+        require_finite(y, source, "y")
+        return _Cases(x, y.reshape(len(y), -1), head, (), notes)
+    if y_raw.ndim != 1:
+        raise BadInputError(f"{source}: expected class labels y of shape ({len(x)},), got {y_raw.shape}")
+    if names:
+        if y_raw.dtype.kind not in "iu" or y_raw.min() < 0 or y_raw.max() >= len(names):
+            raise BadInputError(
+                f"{source}: with 'labels' given, expected integer y in 0..{len(names) - 1}, got dtype {y_raw.dtype}"
+            )
+        return _Cases(x, y_raw.astype(np.int64), head, names, notes)
+    y, labels = encode_labels(y_raw, source)
+    return _Cases(x, y, head, labels, notes)
+
+
+# ---- .ts --------------------------------------------------------------------------------------
+
+
+def _read_ts(p: Path, source: str, head: str | None) -> _Cases:
+    cases = read_ts(p, source)
+    if head == "forecast":
+        raise BadInputError(f"{source}: a .ts file holds labelled cases; to forecast give the series as .csv or .npy")
+    if head is not None and head != cases.head:
+        raise BadInputError(f"{source}: the header declares {cases.head} targets, got --head {head}; drop --head")
+    if cases.head == "classification":
+        index = {label: i for i, label in enumerate(cases.labels)}
+        y = np.array([index[t] for t in cases.targets], dtype=np.int64)
+        return _Cases(cases.x, y, cases.head, cases.labels, cases.notes)
+    y = np.array([float(t) for t in cases.targets])[:, None]  # (N, 1)
+    require_finite(y, source, "targets")
+    return _Cases(cases.x, y, cases.head, (), cases.notes)
+
+
+_READERS = {".csv": _read_table_file, ".tsv": _read_table_file, ".npy": _read_npy, ".npz": _read_npz, ".ts": _read_ts}
+
+
+# ---- labels -----------------------------------------------------------------------------------
+
+
+def encode_labels(raw: np.ndarray, source: str = "labels") -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class indices (N,) int64 and class names, sorted (numerically when every label is a number)."""
+    raw = np.asarray(raw)
+    if raw.dtype.kind in "US":
+        text = raw.astype(str)
+        if all(is_number(v) for v in np.unique(text)):
+            raw = text.astype(np.float64)
+        else:
+            names, y = np.unique(text, return_inverse=True)
+            return _checked_classes(y, tuple(str(v) for v in names), source)
+    values = require_numeric(raw, source, "class labels")
+    require_finite(values, source, "class labels")
+    fractional = values[values != np.round(values)]
+    if fractional.size:
+        raise BadInputError(
+            f"{source}: expected class labels that are names or integers, got {fractional[0]:g}; "
+            "pass --head regression if the target is a quantity"
+        )
+    distinct, y = np.unique(values, return_inverse=True)
+    return _checked_classes(y, tuple(str(int(v)) for v in distinct), source)
+
+
+def _checked_classes(y: np.ndarray, names: tuple[str, ...], source: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    if len(names) < 2:
+        raise BadInputError(
+            f"{source}: expected at least 2 classes, got only {names[0]!r}; a classifier needs examples of each class"
+        )
+    return y.reshape(-1).astype(np.int64), names

@@ -1,0 +1,67 @@
+"""Streaming: one frame at a time through the step graph, carrying the state between calls."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from edgernn.errors import BadInputError
+from edgernn.runtime.model import Prediction, postprocess
+from edgernn.spec import ModelSpec
+
+
+class StreamSession:
+    """``B`` independent streams (e.g. several sensors) advanced together, one frame each per step.
+
+    >>> session = model.stream(batch=1)
+    >>> session.step([0.1, 0.4, ...])     # one frame of F features, in data units
+    """
+
+    def __init__(self, spec: ModelSpec, backend, batch: int = 1):
+        self.spec, self.backend, self.batch = spec, backend, batch
+        norm = spec.normalization
+        self._mean = np.asarray(norm.x_mean, np.float32) if norm and norm.x_mean else None
+        self._std = np.asarray(norm.x_std, np.float32) if norm and norm.x_std else None
+        self._state_names = ("h_in", "c_in") if spec.has_cell_state else ("h_in",)
+        self.reset()
+
+    def reset(self, stream: int | None = None) -> None:
+        """Zero the state of every stream, or of one."""
+        shape = (self.spec.num_layers, self.batch, self.spec.hidden_size)
+        if stream is None:
+            self.state = {name: np.zeros(shape, np.float32) for name in self._state_names}
+            self.steps = 0
+        else:
+            for s in self.state.values():
+                s[:, stream] = 0.0
+
+    def step_raw(self, x_t: np.ndarray) -> np.ndarray:
+        """Advance with a normalised frame ``(B, F)``; return the raw head output ``(B, O)``."""
+        out = self.backend.run({"x_t": x_t, **self.state})
+        self.state = {name: out[name.replace("_in", "_out")] for name in self._state_names}
+        self.steps += 1
+        return out["y"]
+
+    def step(self, frame) -> Prediction:
+        """Advance with one frame per stream, ``(F,)`` or ``(B, F)`` in data units."""
+        x = np.asarray(frame, np.float32)
+        if x.ndim == 1:
+            x = x[None, :]
+        F = self.spec.input_size
+        if x.shape != (self.batch, F):
+            raise BadInputError(f"expected a frame of shape ({self.batch}, {F}), got {tuple(np.shape(frame))}")
+        if not np.isfinite(x).all():
+            raise BadInputError("frame has NaN or infinite values")
+        if self._mean is not None:
+            x = (x - self._mean) / self._std
+        return postprocess(self.spec, self.step_raw(np.ascontiguousarray(x, np.float32)))
+
+
+def step_fn(backend):
+    """The step graph as a function for parity checks: ``(x_t, state) → outputs``."""
+
+    def run(x_t: np.ndarray, state: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return backend.run({"x_t": x_t, **state})
+
+    return run
