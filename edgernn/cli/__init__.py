@@ -73,4 +73,4 @@ def stderr_is_tty() -> bool:
 
 
 # Registering the commands: each module adds its own to `cli`. They import nothing heavy at import time.
-from edgernn.cli import commands_model, commands_runtime  # noqa: E402,F401
+from edgernn.cli import commands_bench, commands_device, commands_model, commands_quality, commands_runtime  # noqa: E402,F401
