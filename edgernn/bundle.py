@@ -79,6 +79,7 @@ class Manifest:
     versions: dict[str, str] = field(default_factory=dict)
     streaming: dict[str, Any] = field(default_factory=dict)  # {"supported": bool, "reason": str}
     probe: dict[str, Any] = field(default_factory=dict)  # stored inputs/outputs for `verify`
+    data: dict[str, Any] = field(default_factory=dict)  # the training DataSource, to rebuild its test split
     created: str = ""
     manifest_version: int = MANIFEST_VERSION
 
@@ -99,6 +100,7 @@ class Manifest:
             "versions": self.versions,
             "variants": [v.to_dict() for v in self.variants],
             "probe": self.probe,
+            "data": self.data,
         }
 
     @classmethod
@@ -109,6 +111,7 @@ class Manifest:
             versions=dict(d.get("versions", {})),
             streaming=dict(d.get("streaming", {})),
             probe=dict(d.get("probe", {})),
+            data=dict(d.get("data", {})),
             created=d.get("created", ""),
             manifest_version=int(d.get("manifest_version", MANIFEST_VERSION)),
         )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
+import sys
 from pathlib import Path
 
 import click
@@ -11,55 +10,44 @@ import click
 from edgernn.cli import cli, emit_json
 
 
-def _write_records(records: list[dict], fmt_name: str) -> str:
-    if fmt_name == "jsonl":
-        return "".join(json.dumps(r) + "\n" for r in records)
-    buf = io.StringIO()
-    if not records:
-        return ""
-    flat = [_flatten(r) for r in records]
-    keys = list(flat[0])
-    buf.write(",".join(keys) + "\n")
-    for row in flat:
-        buf.write(",".join(str(row[k]) for k in keys) + "\n")
-    return buf.getvalue()
-
-
-def _flatten(record: dict) -> dict:
-    out = {}
-    for k, v in record.items():
-        if isinstance(v, dict):
-            out.update({f"p_{kk}": vv for kk, vv in v.items()})
-        elif isinstance(v, list):
-            out.update({f"{k}_{i}" if len(v) > 1 else k: vv for i, vv in enumerate(v)})
-        else:
-            out[k] = v
-    return out
-
-
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--input", "input_path", type=click.Path(path_type=Path), required=True,
+@click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="windows to predict: .npy (N, T, F) or .csv (one flattened window per row)")
+@click.option("--stream", is_flag=True, help="read frames from stdin (or --input), one per line; answer each at once")
 @click.option("--output", type=click.Path(path_type=Path), help="write here (.jsonl or .csv) instead of stdout")
 @click.option("--format", "fmt_name", type=click.Choice(["jsonl", "csv"]), help="output format (default: from --output's suffix, else jsonl)")
-@click.option("--variant", help="bundle variant to run (default onnx-window-fp32)")
-@click.option("--threads", type=int, help="onnxruntime intra-op threads")
-def run(model, input_path, output, fmt_name, variant, threads):
+@click.option("--variant", help="bundle variant to run (default onnx-window-fp32; with --stream its step twin)")
+@click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime intra-op threads")
+@click.option("--on-error", type=click.Choice(["skip", "stop"]), default="skip", show_default=True,
+              help="--stream: a bad line is reported on stderr and skipped, or stops the stream (exit 2)")
+@click.option("--reset-every", type=int, help="--stream: clear the state every N frames (an empty line also resets)")
+def run(model, input_path, stream, output, fmt_name, variant, threads, on_error, reset_every):
     """Predict with a bundle or a bare .onnx file, without torch.
 
     Inputs are in your data's units: the bundle's normalisation is applied, and outputs are
     de-normalised values, or a class label with probabilities.
+
+    \b
+    Windows:    edgernn run BUNDLE --input windows.npy --output preds.jsonl
+    Streaming:  sensor | edgernn run BUNDLE --stream | consumer
     """
     from edgernn.bundle import atomic_write_text
     from edgernn.data import load_inputs
+    from edgernn.errors import BadInputError
     from edgernn.runtime import load
+    from edgernn.runtime.records import render
 
+    fmt_name = fmt_name or ("csv" if output is not None and output.suffix == ".csv" else "jsonl")
     m = load(model, variant=variant, threads=threads)
+    if stream:
+        _run_stream(m, input_path, output, fmt_name, on_error, reset_every)
+        return
+    if input_path is None:
+        raise BadInputError("give --input FILE with windows to predict, or --stream to read frames from stdin")
     x = load_inputs(input_path, input_size=m.spec.input_size)
     records = m.predict(x).records()
-    fmt_name = fmt_name or ("csv" if output is not None and output.suffix == ".csv" else "jsonl")
-    text = _write_records(records, fmt_name)
+    text = render(records, fmt_name)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -100,3 +88,27 @@ def info(model, as_json):
     for k in ("ir_version", "opset", "ops"):
         if k in d:
             click.echo(f"{k}: {d[k]}")
+
+
+def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> None:
+    from edgernn.runtime.stream_io import run_stream
+
+    session = model.stream(batch=1)
+    source = open(input_path, encoding="utf-8") if input_path else sys.stdin
+    sink = open(output, "w", encoding="utf-8") if output else sys.stdout
+    warn = lambda message: click.echo(f"warning: {message}", err=True)  # noqa: E731
+    summary = None
+    try:
+        summary = run_stream(session, source, sink, fmt=fmt_name, on_error=on_error,
+                             reset_every=reset_every, warn=warn)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if input_path:
+            source.close()
+        if output:
+            sink.close()
+    if summary is not None:
+        click.echo(summary.line(), err=True)
+    else:
+        click.echo(f"stream interrupted after {session.steps} steps since the last reset", err=True)

@@ -61,6 +61,7 @@ def export_bundle(
     out: Path,
     *,
     validate: bool = True,
+    data_source: Mapping | None = None,
     ir_version: int = DEFAULT_IR_VERSION,
     opset: int = DEFAULT_OPSET,
 ) -> ExportResult:
@@ -95,7 +96,7 @@ def export_bundle(
         manifest = Manifest(
             spec=spec, variants=tuple(variants), versions=_versions(),
             streaming=streaming,
-            probe=_probe(spec, weights), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            probe=_probe(spec, weights), data=dict(data_source or {}), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         write_manifest(tmp, manifest)
         reports: list[VariantReport] = []
@@ -120,4 +121,5 @@ def export_checkpoint(checkpoint: Path, out: Path, **kwargs) -> ExportResult:
     from edgernn.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
+    kwargs.setdefault("data_source", ckpt.data)
     return export_bundle(ckpt.spec, ckpt.weights, out, **kwargs)

@@ -1,0 +1,94 @@
+"""Line-oriented streaming: frames in (CSV or JSON array per line), one result out per frame.
+
+This is what `edgernn run --stream` does on a pipe: ``sensor | edgernn run b --stream | consumer``.
+Each result is written and flushed at once. A bad line is reported with its line number and,
+by default, skipped; an empty line (or ``--reset-every N``) clears the state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import numpy as np
+
+from edgernn.errors import BadInputError
+from edgernn.runtime.records import csv_header, csv_row, jsonl_row
+from edgernn.runtime.stream import StreamSession
+
+
+@dataclass
+class StreamSummary:
+    frames: int = 0
+    skipped: int = 0
+    resets: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return f"stream ended: {self.frames} frames, {self.skipped} bad lines skipped, {self.resets} resets"
+
+
+def parse_frame(line: str, features: int) -> np.ndarray:
+    """One frame from a line: ``0.1,0.2,0.3`` or ``[0.1, 0.2, 0.3]``."""
+    text = line.strip()
+    try:
+        values = json.loads(text) if text.startswith("[") else [float(v) for v in text.split(",")]
+    except (ValueError, json.JSONDecodeError):
+        raise BadInputError(f"expected {features} numbers separated by commas (or a JSON array), got {text[:60]!r}") from None
+    if not isinstance(values, list) or len(values) != features:
+        n = len(values) if isinstance(values, list) else 1
+        raise BadInputError(f"expected {features} values per frame, got {n}")
+    try:
+        frame = np.asarray(values, np.float32)
+    except (TypeError, ValueError):
+        raise BadInputError(f"expected numbers, got {text[:60]!r}") from None
+    if not np.isfinite(frame).all():
+        raise BadInputError("frame has NaN or infinite values")
+    return frame
+
+
+def run_stream(
+    session: StreamSession,
+    lines: Iterable[str],
+    out: TextIO,
+    *,
+    fmt: str = "jsonl",
+    on_error: str = "skip",
+    reset_every: int | None = None,
+    warn: Callable[[str], None] = lambda m: None,
+) -> StreamSummary:
+    """Feed frames from ``lines`` to ``session``, writing one record per frame to ``out``."""
+    summary = StreamSummary()
+    header_done = False
+    F = session.spec.input_size
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            session.reset()
+            summary.resets += 1
+            continue
+        try:
+            frame = parse_frame(line, F)
+        except BadInputError as e:
+            message = f"line {number}: {e}"
+            if on_error == "stop":
+                raise BadInputError(message) from None
+            warn(message)
+            summary.skipped += 1
+            summary.errors.append(message)
+            continue
+        record = {"frame": summary.frames + 1, "step": session.steps + 1, **session.step(frame).records()[0]}
+        if fmt == "jsonl":
+            out.write(jsonl_row(record))
+        else:
+            if not header_done:
+                out.write(csv_header(record))
+                header_done = True
+            out.write(csv_row(record))
+        out.flush()
+        summary.frames += 1
+        if reset_every and session.steps % reset_every == 0:
+            session.reset()
+            summary.resets += 1
+    return summary
