@@ -7,18 +7,11 @@ from pathlib import Path
 import click
 
 from edgernn.cli import cli, emit_json, fmt, stderr_is_tty
-
-TASK_HELP = "built-in task: sum (regression), sine (forecasting), bands (classification)"
+from edgernn.cli.options import data_options, data_source
 
 
 @cli.command()
-@click.option("--task", help=TASK_HELP)
-@click.option("--data", "data_path", type=click.Path(path_type=Path), help="your data: .csv, .npy, .npz or UCR/UEA .ts")
-@click.option("--head", type=click.Choice(["regression", "forecast", "classification"]),
-              help="what to predict from --data (inferred where the file says)")
-@click.option("--window", type=int, help="steps per window (forecasting series; built-in tasks)")
-@click.option("--horizon", type=int, default=1, show_default=True, help="forecast this many steps after the window")
-@click.option("--stride", type=int, default=1, show_default=True, help="steps between forecasting windows")
+@data_options
 @click.option("--cell", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True)
 @click.option("--hidden", "hidden_size", type=int, default=32, show_default=True, help="hidden units per layer")
 @click.option("--layers", "num_layers", type=int, default=1, show_default=True)
@@ -28,8 +21,6 @@ TASK_HELP = "built-in task: sum (regression), sine (forecasting), bands (classif
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=5e-3, show_default=True, help="Adam learning rate")
 @click.option("--patience", type=int, default=8, show_default=True, help="epochs without validation improvement before stopping")
-@click.option("--samples", "n", type=int, help="number of sequences for built-in tasks")
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="torch threads")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="run folder to write")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
@@ -37,11 +28,9 @@ TASK_HELP = "built-in task: sum (regression), sine (forecasting), bands (classif
 def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num_layers, bidirectional, dropout,
           epochs, batch_size, lr, patience, n, seed, threads, out, as_json, quiet):
     """Train an LSTM/GRU on a built-in task or your own data; write a checkpoint, metrics and plots."""
-    from edgernn.datasource import DataSource
     from edgernn.nn.train import TrainConfig, check_config, train as run_training
 
-    source = DataSource(task=task, path=str(data_path) if data_path else None, head=head, window=window,
-                        horizon=horizon, stride=stride, n=n, seed=seed)
+    source = data_source(task, data_path, head, window, horizon, stride, n, seed)
     config = TrainConfig(cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                          dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          seed=seed, threads=threads)
