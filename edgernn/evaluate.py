@@ -138,7 +138,7 @@ def evaluate_bundle(
     if reference is None:
         raise BadInputError(f"the bundle has no {REFERENCE_VARIANT} variant to compare with")
     for s in report.scores:
-        s.drop = drop_of(spec.head, s.metrics, reference)
+        s.drop = round(drop_of(spec.head, s.metrics, reference), 6) + 0.0  # no "-0.00"
         s.passed = s.drop <= budget
     return report
 
@@ -173,6 +173,11 @@ def plot_report(report: EvaluationReport, path: Path) -> None:
             ax.scatter(xval, s.metrics[report.metric], s=30)
             ax.annotate(s.variant, (xval, s.metrics[report.metric]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
+        values = [s.metrics[report.metric] for s in report.scores]
+        lo, hi = min(values), max(values)
+        pad = max(hi - lo, 0.02 * max(abs(hi), 1e-12))  # differences of 1e-10 must not look like cliffs
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.set_xlabel(label)
         ax.set_ylabel(report.metric)
         ax.grid(alpha=0.3)
