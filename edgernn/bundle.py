@@ -80,6 +80,7 @@ class Manifest:
     streaming: dict[str, Any] = field(default_factory=dict)  # {"supported": bool, "reason": str}
     probe: dict[str, Any] = field(default_factory=dict)  # stored inputs/outputs for `verify`
     data: dict[str, Any] = field(default_factory=dict)  # the training DataSource, to rebuild its test split
+    target: dict[str, Any] = field(default_factory=dict)  # `export --target-runtime`: limits, refused variants
     created: str = ""
     manifest_version: int = MANIFEST_VERSION
 
@@ -101,6 +102,7 @@ class Manifest:
             "variants": [v.to_dict() for v in self.variants],
             "probe": self.probe,
             "data": self.data,
+            "target": self.target,
         }
 
     @classmethod
@@ -112,6 +114,7 @@ class Manifest:
             streaming=dict(d.get("streaming", {})),
             probe=dict(d.get("probe", {})),
             data=dict(d.get("data", {})),
+            target=dict(d.get("target", {})),
             created=d.get("created", ""),
             manifest_version=int(d.get("manifest_version", MANIFEST_VERSION)),
         )

@@ -159,7 +159,7 @@ def test_unknown_precision_fails_with_reason(bundle):
     assert result.exit_code == 1
     step = json.loads(result.stdout)["variants"][1]
     assert step["status"] == "failed"
-    assert step["reason"].startswith("no tolerance is defined for precision 'int3' (this edgernn knows: fp32")
+    assert step["reason"].startswith("no tolerance is defined for precision 'int3' (this edgernn knows: ")
 
 
 def test_one_variant_and_saved_outputs(fresh_bundles, tmp_path):

@@ -56,23 +56,36 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
 @click.option("--no-validate", is_flag=True, help="skip the parity check (not recommended)")
 @click.option("--opset", type=int, help="ONNX opset to write (default 17)")
 @click.option("--ir-version", type=int, help="ONNX IR version to write (default 8)")
+@click.option("--target-runtime", help="the runtime the device has, e.g. onnxruntime==1.16: picks IR version and "
+              "opset it loads, leaves out variants it cannot run")
 @click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON")
-def export(checkpoint, out, no_validate, opset, ir_version, as_json):
+def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, as_json):
     """Export a checkpoint to a bundle of ONNX model files, validated against the NumPy reference."""
     from edgernn.export import export_checkpoint
     from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
 
-    result = export_checkpoint(checkpoint, out, validate=not no_validate,
+    target = None
+    if target_runtime is not None:
+        from edgernn.export.targets import parse_target
+
+        target = parse_target(target_runtime)
+        ir_version, opset = target.pick(ir_version, opset)
+    result = export_checkpoint(checkpoint, out, validate=not no_validate, target=target,
                                opset=opset or DEFAULT_OPSET, ir_version=ir_version or DEFAULT_IR_VERSION)
     variants = [{"name": v.name, "file": v.file, "size": v.size, "parity": v.parity} for v in result.manifest.variants]
     if as_json:
         emit_json({"bundle": str(out), "seconds": round(result.seconds, 3), "variants": variants,
-                   "validated": not no_validate})
+                   "validated": not no_validate, "target": result.manifest.target})
         return
     click.echo(f"exported {checkpoint} → {out}/ in {result.seconds:.2f} s")
     for v in variants:
         parity = f"max abs {fmt(v['parity']['max_abs'])} vs numpy" if v["parity"] else "not validated"
         click.echo(f"  {v['name']:<24} {v['file']:<24} {v['size'] / 1024:8.1f} KiB  {parity}")
+    if target is not None:
+        t = result.manifest.target
+        click.echo(f"target {t['runtime']}: IR version {t['ir_version']}, opset {t['opset']}")
+        for r in t["refused"]:
+            click.echo(f"  refused {r['variant']}: {r['reason']}")
 
 
 @cli.command()

@@ -64,6 +64,7 @@ def export_bundle(
     data_source: Mapping | None = None,
     ir_version: int = DEFAULT_IR_VERSION,
     opset: int = DEFAULT_OPSET,
+    target=None,  # edgernn.export.targets.RuntimeTarget: screen variants, record limits and refusals
 ) -> ExportResult:
     """Write ``out/`` with the window graph and manifest; validate every variant before calling it done.
 
@@ -76,6 +77,8 @@ def export_bundle(
     if spec.bidirectional:
         streaming = {"supported": False,
                      "reason": "bidirectional: the backward direction needs the whole window, so it cannot stream"}
+    elif target is not None and target.refuses_graph("step", opset):
+        streaming = {"supported": False, "reason": target.refuses_graph("step", opset)}
     else:
         step_inputs, step_outputs = step_io(spec)
         step = build_step_graph(spec, weights, ir_version=ir_version, opset=opset)
@@ -93,8 +96,14 @@ def export_bundle(
                 inputs=_tensor_infos(ins), outputs=_tensor_infos(outs), opset=opset, ir_version=ir_version,
                 state=streaming if graph == "step" else {},
             ))
+        target_info = {}
+        if target is not None:
+            from edgernn.export.targets import screen_variants, target_record
+
+            screening = screen_variants(target, tmp, variants)
+            variants, target_info = screening.kept, target_record(target, ir_version, opset, screening, streaming)
         manifest = Manifest(
-            spec=spec, variants=tuple(variants), versions=_versions(),
+            spec=spec, variants=tuple(variants), versions=_versions(), target=target_info,
             streaming=streaming,
             probe=_probe(spec, weights), data=dict(data_source or {}), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
