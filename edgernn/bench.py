@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from edgernn.bundle import Variant, read_manifest
-from edgernn.errors import BadInputError
+from edgernn.errors import BadInputError, EdgeRnnError
 from edgernn.spec import ModelSpec
 
 DEFAULT_BATCH = 64
@@ -283,24 +283,18 @@ def bench_step(model, settings: BenchSettings) -> StepFigures:
     return StepFigures(raw=raw, api=api, onnxruntime=onnxruntime_only)
 
 
-def _pick_variants(path: Path, names: Sequence[str]) -> tuple[ModelSpec, list[Variant | None], list[str]]:
+def _pick_variants(path: Path, names: Sequence[str]) -> tuple[ModelSpec, list[Variant | None]]:
     """The spec and the variants to bench (``None`` stands for a bare .onnx file)."""
     if not path.is_dir():
         from edgernn.runtime import load
 
         if names:
             raise BadInputError(f"{path} is a single model file: --variant applies to bundles only")
-        return load(path).spec, [None], []
+        return load(path).spec, [None]
     manifest = read_manifest(path)
     if names:
-        return manifest.spec, [manifest.variant(n) for n in names], []
-    chosen, notes = [], []
-    for v in manifest.variants:
-        if v.format != "onnx":
-            notes.append(f"skipped {v.name}: the runtime benchmarks ONNX variants; {v.format} is not supported yet")
-        else:
-            chosen.append(v)
-    return manifest.spec, chosen, notes
+        return manifest.spec, [manifest.variant(n) for n in names]
+    return manifest.spec, list(manifest.variants)
 
 
 def bench_variant(path: Path, variant: Variant | None, settings: BenchSettings, length: int) -> VariantResult:
@@ -334,30 +328,40 @@ def bench(
     """Benchmark a bundle (or a bare .onnx file); with ``checkpoint``, PyTorch too, in the same run."""
     path = Path(path)
     settings = settings or BenchSettings()
-    spec, chosen, notes = _pick_variants(path, variants)
+    spec, chosen = _pick_variants(path, variants)
+    reference = None
+    if checkpoint is not None:  # read and check it before spending time on the runtime's figures
+        from edgernn.bench_torch import load_reference
+
+        reference = load_reference(Path(checkpoint), spec)
     length = settings.length or spec.window or DEFAULT_LENGTH
-    report = BenchReport(bundle=str(path), model=model_summary(spec), settings=settings, machine=machine_info(),
-                         notes=notes)
+    report = BenchReport(bundle=str(path), model=model_summary(spec), settings=settings, machine=machine_info())
     if settings.length is None and spec.window is None:
         report.notes.append(f"the model records no training window: windows of {DEFAULT_LENGTH} steps (set --length)")
 
     for variant in chosen:
         progress(f"benchmarking {variant.name if variant else path.name}")
-        report.variants.append(bench_variant(path, variant, settings, length))
+        try:
+            report.variants.append(bench_variant(path, variant, settings, length))
+        except EdgeRnnError as e:
+            if variants or variant is None:  # asked for by name: its failure is the answer
+                raise
+            report.notes.append(f"skipped {variant.name}: {e}")  # e.g. a format this runtime cannot open
 
     if cli_cold_start and settings.cold_runs and path.is_dir():
-        window_variants = [r for r in report.variants if r.graph == "window"]
+        window_variants = sorted((r for r in report.variants if r.graph == "window"),
+                                 key=lambda r: r.name != "onnx-window-fp32")  # the default variant first
         if window_variants:
             from edgernn.bench_coldstart import cli_cold_start as measure_cli
 
             progress("cold start of `edgernn run`")
             report.cli_cold_start = measure_cli(path, window_variants[0].name, spec, settings, length)
 
-    if checkpoint is not None:
+    if reference is not None:
         from edgernn.bench_torch import bench_torch
 
         progress("PyTorch eager and a plain torch.onnx.export")
-        report.pytorch, report.torch_onnx_export = bench_torch(Path(checkpoint), spec, settings, length)
+        report.pytorch, report.torch_onnx_export = bench_torch(reference, settings, length)
         _add_ratios(report)
     return report
 

@@ -131,17 +131,21 @@ def bench_plain_export(model, spec: ModelSpec, settings: BenchSettings) -> dict[
                        "run one step at a time in onnxruntime"}
 
 
-def bench_torch(checkpoint: Path, spec: ModelSpec, settings: BenchSettings,
-                length: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """PyTorch eager figures and the plain-export step figures, for the bundle's model."""
-    import torch
-
+def load_reference(checkpoint: Path, bundle_spec: ModelSpec):
+    """The checkpoint (numpy weights, no torch yet), checked to be the bundle's model."""
     from edgernn.checkpoint import load_checkpoint
-    from edgernn.nn import load_torch_model
 
     ckpt = load_checkpoint(checkpoint)
-    check_same_model(spec, ckpt.spec, checkpoint)
+    check_same_model(bundle_spec, ckpt.spec, checkpoint)
+    return ckpt
+
+
+def bench_torch(ckpt, settings: BenchSettings, length: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """PyTorch eager figures and the plain-export step figures for a checkpoint from ``load_reference``."""
+    import torch
+
+    from edgernn.nn import load_torch_model
+
     torch.set_num_threads(settings.threads)
     model = load_torch_model(ckpt.spec, ckpt.weights)
     return bench_pytorch(model, ckpt.spec, settings, length), bench_plain_export(model, ckpt.spec, settings)
-

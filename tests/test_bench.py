@@ -73,7 +73,7 @@ def test_json_figures_for_every_variant(lstm):
     assert d["model"]["cell"] == "lstm" and d["model"]["num_layers"] == 2
     assert {"cpu", "onnxruntime", "python"} <= set(d["machine"])
     by_name = {v["name"]: v for v in d["variants"]}
-    assert set(by_name) == {"onnx-window-fp32", "onnx-step-fp32"}
+    assert {"onnx-window-fp32", "onnx-step-fp32"} <= set(by_name)
 
     window = by_name["onnx-window-fp32"]
     assert window["graph"] == "window" and window["step"] is None and window["size_bytes"] > 0
@@ -148,10 +148,10 @@ def test_bad_bundle_path_is_one_line_and_exit_2(tmp_path):
 
 def test_unknown_variant_and_bad_options(lstm):
     bundle, _ = lstm
-    result = CliRunner().invoke(cli, ["bench", str(bundle), "--variant", "onnx-window-int8"])
+    result = CliRunner().invoke(cli, ["bench", str(bundle), "--variant", "onnx-window-fp64"])
     assert result.exit_code == 2
-    assert result.stderr == ("error: no variant 'onnx-window-int8' in this bundle; "
-                             "it has: onnx-window-fp32, onnx-step-fp32\n")
+    assert result.stderr.startswith("error: no variant 'onnx-window-fp64' in this bundle; it has: onnx-window-fp32, ")
+    assert result.stderr.count("\n") == 1
     result = CliRunner().invoke(cli, ["bench", str(bundle), "--threads", "0"])
     assert result.exit_code == 2 and result.stderr == "error: --threads must be at least 1, got 0\n"
 
@@ -203,6 +203,8 @@ def test_settings_are_checked():
 def test_python_api_returns_a_report(gru):
     bundle, _ = gru
     report = bench(bundle, settings=BenchSettings(repeat=10, cold_runs=0, batch=3))
-    assert [v.graph for v in report.variants] == ["window", "step"]
-    assert report.variants[0].window.batched.n == 10
-    assert json.loads(json.dumps(report.to_dict()))["variants"][1]["step"]["raw"]["n"] == 10
+    assert {"window", "step"} <= {v.graph for v in report.variants}
+    window = next(v for v in report.variants if v.graph == "window")
+    assert window.window.batched.n == 10 and window.window.batch == 3
+    d = json.loads(json.dumps(report.to_dict()))
+    assert next(v for v in d["variants"] if v["graph"] == "step")["step"]["raw"]["n"] == 10
