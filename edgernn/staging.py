@@ -18,8 +18,8 @@ from edgernn.errors import BadInputError
 OWN_MARKERS = ("manifest.json", "checkpoint.json")
 
 
-@contextmanager
-def staged_dir(target: Path) -> Iterator[Path]:
+def check_target(target: Path) -> None:
+    """Refuse an output path edgernn may not replace; call it before long work, too."""
     target = Path(target)
     if target.exists():
         if not target.is_dir():
@@ -28,6 +28,12 @@ def staged_dir(target: Path) -> Iterator[Path]:
             raise BadInputError(
                 f"{target}: folder exists and was not written by edgernn; choose a new or empty folder"
             )
+
+
+@contextmanager
+def staged_dir(target: Path) -> Iterator[Path]:
+    target = Path(target)
+    check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:

@@ -15,6 +15,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgernn import __version__
+from edgernn.errors import ExportError
 from edgernn.spec import ModelSpec
 
 # What edgernn writes unless a target runtime asks for less. IR 8 / opset 17 load in
@@ -67,5 +68,12 @@ class GraphBuilder:
             model,
             {"edgernn.spec": json.dumps(spec.to_dict()), "edgernn.graph": graph_kind, "edgernn.version": __version__},
         )
-        onnx.checker.check_model(model, full_check=True)
+        try:
+            onnx.checker.check_model(model, full_check=True)
+        except onnx.checker.ValidationError as e:  # e.g. an opset too old for the ops written here
+            first = str(e).strip().splitlines()[0]
+            raise ExportError(
+                f"cannot write the {graph_kind} graph at opset {opset}, IR version {ir_version} "
+                f"(defaults: opset {DEFAULT_OPSET}, IR {DEFAULT_IR_VERSION}): {first}"
+            ) from None
         return model

@@ -27,7 +27,7 @@ from edgernn.errors import BadInputError
 from edgernn.metrics import baseline_metrics, task_metrics
 from edgernn.nn.model import build_model
 from edgernn.spec import ModelSpec
-from edgernn.staging import staged_dir
+from edgernn.staging import check_target, staged_dir
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ def _targets(ds: data.Dataset, norm) -> torch.Tensor:
 
 
 def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool = True) -> TrainResult:
+    check_target(Path(out))  # before training, not after it
     if config.threads:
         torch.set_num_threads(config.threads)
     splits = source.splits()

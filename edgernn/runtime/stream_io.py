@@ -40,10 +40,12 @@ def parse_frame(line: str, features: int) -> np.ndarray:
     if not isinstance(values, list) or len(values) != features:
         n = len(values) if isinstance(values, list) else 1
         raise BadInputError(f"expected {features} values per frame, got {n}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise BadInputError(f"expected numbers, got {text[:60]!r}")  # e.g. [[1], [2]], ["1", "2"], [true]
     try:
-        frame = np.asarray(values, np.float32)
-    except (TypeError, ValueError):
-        raise BadInputError(f"expected numbers, got {text[:60]!r}") from None
+        frame = np.asarray(values, np.float32)  # (F,)
+    except OverflowError:  # a JSON integer beyond float range
+        raise BadInputError("frame has NaN or infinite values") from None
     if not np.isfinite(frame).all():
         raise BadInputError("frame has NaN or infinite values")
     return frame
