@@ -1,0 +1,110 @@
+"""The TFLite backend: the LiteRT interpreter (``ai-edge-litert``), else ``tflite-runtime``.
+
+Same interface as ``OnnxBackend``: ``run(feeds) -> {name: array}`` by tensor name. Inputs are
+resized when a feed's shape differs from the last one (dynamic batch, and time for window
+graphs); int8 inputs and outputs, if a file has them, are quantized and dequantized with the
+tensor's own scale and zero point, so callers always deal in float32. Imports neither torch nor
+tensorflow.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgernn.errors import BadInputError, MissingDependencyError, ModelFileError
+
+RUNTIMES = ("ai-edge-litert", "tflite-runtime")
+
+
+def interpreter_class(runtime: str = "auto"):
+    """``(Interpreter, runtime name, version)``: ai-edge-litert first, then tflite-runtime."""
+    if runtime not in ("auto", *RUNTIMES):
+        raise BadInputError(f"TFLite runtime must be auto or one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime in ("auto", "ai-edge-litert"):
+        try:
+            import ai_edge_litert
+            from ai_edge_litert.interpreter import Interpreter
+
+            return Interpreter, "ai-edge-litert", getattr(ai_edge_litert, "__version__", "unknown")
+        except ImportError:
+            if runtime != "auto":
+                raise MissingDependencyError("ai-edge-litert", "tflite", "running a TFLite model") from None
+    try:
+        import tflite_runtime
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, "tflite-runtime", getattr(tflite_runtime, "__version__", "unknown")
+    except ImportError:
+        raise MissingDependencyError("ai-edge-litert (or tflite-runtime)", "tflite", "running a TFLite model") from None
+
+
+def load_interpreter(model_path: Path | str | None = None, model_content: bytes | None = None,
+                     threads: int | None = None, runtime: str = "auto"):
+    Interpreter, _, _ = interpreter_class(runtime)
+    where = model_path or "model bytes"
+    try:
+        interpreter = Interpreter(model_path=None if model_path is None else str(model_path),
+                                  model_content=model_content, num_threads=threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelFileError(f"{where}: the TFLite interpreter cannot load this model ({first})") from None
+    return interpreter
+
+
+class TfliteBackend:
+    """One TFLite model file on the CPU."""
+
+    def __init__(self, path: Path | str | None, threads: int | None = None, *, runtime: str = "auto",
+                 model_content: bytes | None = None):
+        _, self.name, self.version = interpreter_class(runtime)
+        self.path = path
+        self.interpreter = load_interpreter(path, model_content, threads, runtime)
+        self._inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
+        self._outputs = self.interpreter.get_output_details()
+        self.input_names = list(self._inputs)
+        self.output_names = [d["name"] for d in self._outputs]
+
+    @classmethod
+    def from_bytes(cls, data: bytes, threads: int | None = None, *, runtime: str = "auto") -> TfliteBackend:
+        return cls(None, threads, runtime=runtime, model_content=bytes(data))
+
+    def _resize(self, feeds: dict[str, np.ndarray]) -> None:
+        changed = False
+        for name, detail in self._inputs.items():
+            shape = tuple(np.shape(feeds[name]))
+            if shape != tuple(detail["shape"]):
+                self.interpreter.resize_tensor_input(detail["index"], list(shape), strict=False)
+                changed = True
+        if changed:
+            self.interpreter.allocate_tensors()
+            self._inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
+            self._outputs = self.interpreter.get_output_details()
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        missing = [n for n in self.input_names if n not in feeds]
+        if missing:
+            raise BadInputError(f"expected inputs {', '.join(self.input_names)}, got {', '.join(feeds) or 'none'}")
+        self._resize(feeds)
+        for name, detail in self._inputs.items():
+            self.interpreter.set_tensor(detail["index"], _to_input(np.asarray(feeds[name], np.float32), detail))
+        self.interpreter.invoke()
+        return {d["name"]: _from_output(self.interpreter.get_tensor(d["index"]), d) for d in self._outputs}
+
+
+def _to_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = np.dtype(detail["dtype"])
+    if dtype == np.float32:
+        return np.ascontiguousarray(x)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(dtype)
+
+
+def _from_output(y: np.ndarray, detail: dict) -> np.ndarray:
+    if np.dtype(detail["dtype"]) == np.float32:
+        return np.array(y)  # a copy: the interpreter reuses its buffers
+    scale, zero = detail["quantization"]
+    return (y.astype(np.float32) - zero) * np.float32(scale)
