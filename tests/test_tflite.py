@@ -143,9 +143,16 @@ def test_bare_file_carries_the_spec_in_its_metadata(converted):
     from edgernn.export.tflite_builder import read_metadata
 
     spec, _, variants = converted
-    meta = read_metadata(variants[("step", "int8-static")].data)
+    from edgernn.runtime.tflite_backend import tflite_metadata
+
+    data = variants[("step", "int8-static")].data
+    meta = read_metadata(data)
     assert ModelSpec.from_json(meta["edgernn.spec"]) == spec
     assert meta["edgernn.graph"] == "step" and meta["edgernn.precision"] == "int8-static"
+    # the runtime's own reader (no schema package: tflite-runtime ships none) reads the same entries
+    assert tflite_metadata(data) == meta
+    assert tflite_metadata(variants[("window", "fp32")].data)["edgernn.graph"] == "window"
+    assert tflite_metadata(b"not a flatbuffer") == {}
 
 
 def test_bidirectional_and_unknown_precisions_are_refused():

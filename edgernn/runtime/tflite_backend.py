@@ -108,3 +108,56 @@ def _from_output(y: np.ndarray, detail: dict) -> np.ndarray:
         return np.array(y)  # a copy: the interpreter reuses its buffers
     scale, zero = detail["quantization"]
     return (y.astype(np.float32) - zero) * np.float32(scale)
+
+
+# --------------------------------------------------------------------------------------------
+# Model metadata without the schema package (tflite-runtime ships none): a few flatbuffer reads.
+# Model table fields: 4 = buffers, 6 = metadata; Metadata: 0 = name, 1 = buffer; Buffer: 0 = data.
+# --------------------------------------------------------------------------------------------
+
+
+def _u32(b: bytes, at: int) -> int:
+    return int.from_bytes(b[at : at + 4], "little")
+
+
+def _field(b: bytes, table: int, index: int) -> int | None:
+    """Absolute position of a table's field, or None when it is absent."""
+    vtable = table - int.from_bytes(b[table : table + 4], "little", signed=True)
+    if 4 + 2 * index >= int.from_bytes(b[vtable : vtable + 2], "little"):
+        return None
+    offset = int.from_bytes(b[vtable + 4 + 2 * index : vtable + 6 + 2 * index], "little")
+    return table + offset if offset else None
+
+
+def _vector(b: bytes, at: int) -> tuple[int, int]:
+    """(start of the elements, count) of the vector referenced at ``at``."""
+    start = at + _u32(b, at)
+    return start + 4, _u32(b, start)
+
+
+def tflite_metadata(data: bytes) -> dict[str, str]:
+    """The text entries of a .tflite file's metadata (``edgernn.spec``, ``edgernn.graph``, …)."""
+    try:
+        root = _u32(data, 0)
+        meta_at, buffers_at = _field(data, root, 6), _field(data, root, 4)
+        if meta_at is None or buffers_at is None:
+            return {}
+        buffers, n_buffers = _vector(data, buffers_at)
+        entries, count = _vector(data, meta_at)
+        out = {}
+        for k in range(count):
+            table = entries + 4 * k + _u32(data, entries + 4 * k)
+            name_at, buffer_at = _field(data, table, 0), _field(data, table, 1)
+            if name_at is None or buffer_at is None or _u32(data, buffer_at) >= n_buffers:
+                continue
+            name_start, name_len = _vector(data, name_at)
+            slot = buffers + 4 * _u32(data, buffer_at)
+            buffer = slot + _u32(data, slot)
+            data_at = _field(data, buffer, 0)
+            if data_at is None:
+                continue
+            start, length = _vector(data, data_at)
+            out[data[name_start : name_start + name_len].decode("utf-8")] = data[start : start + length].decode("utf-8")
+        return out
+    except (IndexError, UnicodeDecodeError, ValueError):
+        return {}
