@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from edgernn.bundle import current_umask
 from edgernn.errors import BadInputError
 
 # Files that mark a folder as edgernn's own output, which may therefore be replaced.
@@ -36,6 +37,7 @@ def staged_dir(target: Path) -> Iterator[Path]:
     check_target(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    tmp.chmod(0o777 & ~current_umask())  # mkdtemp makes 0700; give what mkdir would
     try:
         yield tmp
         if target.exists():

@@ -9,7 +9,15 @@ import numpy as np
 
 from edgernn.bundle import read_manifest
 from edgernn.errors import BadInputError
-from edgernn.parity import VariantReport, stream_parity, torch_window_fn, window_parity
+from edgernn.parity import (
+    Comparison,
+    VariantReport,
+    compare,
+    step_through,
+    stream_parity,
+    torch_window_fn,
+    window_parity,
+)
 
 
 def reference_weights(bundle_dir: Path, checkpoint: Path | None) -> tuple[dict[str, np.ndarray], bool]:
@@ -66,4 +74,31 @@ def validate_bundle(
                             batches=batches, lengths=lengths, seed=seed)
     reports.update(stream_parity(manifest.spec, weights, step_variants, windows=window_twins,
                                  batches=stream_batches, lengths=lengths, seed=seed))
+    _probe_parity(manifest, reports, window_variants, step_variants)
     return list(reports.values())
+
+
+def _probe_parity(manifest, reports: dict[str, VariantReport], window_variants, step_variants) -> None:
+    """Compare each variant with the reference outputs stored at export time (``manifest.probe``).
+
+    This does not depend on where the validation weights came from: without a checkpoint they are
+    read back from the bundle itself, and a model file altered after export (with its checksum
+    updated) would otherwise agree with itself.
+    """
+    if not manifest.probe:
+        return
+    x = np.asarray(manifest.probe["x"], np.float32)
+    expected = {k: np.asarray(v, np.float64) for k, v in manifest.probe["outputs"].items()}
+    B, T = x.shape[:2]
+    for name, (_, run) in window_variants.items():
+        got = run(x)
+        _record(reports[name], got, expected, B, T, "window")
+    for name, (_, step) in step_variants.items():
+        ys, final = step_through(step, manifest.spec, x)
+        _record(reports[name], {"y": ys[:, -1], **final}, expected, B, T, "stream")
+
+
+def _record(report: VariantReport, got, expected, batch: int, length: int, mode: str) -> None:
+    for output, want in expected.items():
+        figures = compare(got.get(output, np.empty(0)), want, report.tolerance)
+        report.comparisons.append(Comparison(report.variant, "probe", output, batch, length, *figures, mode=mode))

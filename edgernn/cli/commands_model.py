@@ -105,7 +105,7 @@ def validate(bundle, checkpoint, batches, lengths, seed, warn_only, as_json):
     from edgernn.validate import validate_bundle
 
     reports = validate_bundle(bundle, checkpoint=checkpoint, batches=batches or (1, 3, 16),
-                              lengths=lengths or None, seed=seed)
+                              stream_batches=batches or (1, 5), lengths=lengths or None, seed=seed)
     passed = all(r.passed for r in reports)
     if as_json:
         emit_json({"bundle": str(bundle), "passed": passed, "variants": [r.to_dict() for r in reports]})

@@ -103,6 +103,11 @@ def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> N
                              reset_every=reset_every, warn=warn)
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, like other filters
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
     finally:
         if input_path:
             source.close()

@@ -28,7 +28,8 @@ class OnnxBackend:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for unreadable models
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelFileError(f"{path}: onnxruntime cannot load this model ({first})") from None
+            first = first if len(first) <= 200 else first[:200] + "…"
+            raise ModelFileError(f"{path}: onnxruntime {ort.__version__} cannot load this model ({first})") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.version = ort.__version__
