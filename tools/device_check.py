@@ -41,7 +41,12 @@ def make_inputs(bundles: list[Path]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def run_bundles(bundles: list[Path], inputs: dict[str, np.ndarray], threads: int | None) -> dict[str, np.ndarray]:
+def _chosen(variants, formats: tuple[str, ...]):
+    return [v for v in variants if not formats or v.format in formats]
+
+
+def run_bundles(bundles: list[Path], inputs: dict[str, np.ndarray], threads: int | None,
+                formats: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     from edgernn.runtime import load
     from edgernn.runtime.stream import step_fn
 
@@ -49,7 +54,7 @@ def run_bundles(bundles: list[Path], inputs: dict[str, np.ndarray], threads: int
     for bundle in bundles:
         manifest = read_manifest(bundle)
         cases = {k.split("/", 1)[1]: v for k, v in inputs.items() if k.split("/", 1)[0] == bundle.name}
-        for v in manifest.variants:
+        for v in _chosen(manifest.variants, formats):
             model = load(bundle, variant=v.name, threads=threads)
             for case, x in cases.items():
                 if v.graph == "window":
@@ -62,10 +67,11 @@ def run_bundles(bundles: list[Path], inputs: dict[str, np.ndarray], threads: int
     return outputs
 
 
-def compare_runs(bundles: list[Path], host: dict[str, np.ndarray], device: dict[str, np.ndarray]) -> list[dict]:
+def compare_runs(bundles: list[Path], host: dict[str, np.ndarray], device: dict[str, np.ndarray],
+                 formats: tuple[str, ...] = ()) -> list[dict]:
     rows = []
     for bundle in bundles:
-        for v in read_manifest(bundle).variants:
+        for v in _chosen(read_manifest(bundle).variants, formats):
             prefix = f"{bundle.name}/{v.name}/"
             keys = sorted(k for k in host if k.startswith(prefix))
             tol = TOLERANCES.get(v.precision)
@@ -109,17 +115,20 @@ def main(argv: list[str] | None = None) -> int:
     p_cmp.add_argument("--host", type=Path, required=True)
     p_cmp.add_argument("--device", type=Path, required=True)
     p_cmp.add_argument("--json", action="store_true")
+    for p in (p_run, p_cmp):
+        p.add_argument("--format", dest="formats", action="append", default=[],
+                       help="only variants of this format (onnx, tflite; repeatable)")
     args = parser.parse_args(argv)
 
     if args.command == "inputs":
         np.savez(args.out, **make_inputs(args.bundles))
         return 0
     if args.command == "run":
-        outputs = run_bundles(args.bundles, _load_npz(args.inputs), args.threads)
+        outputs = run_bundles(args.bundles, _load_npz(args.inputs), args.threads, tuple(args.formats))
         np.savez(args.out, **outputs)
         print(f"{platform.machine()}: ran {len(outputs)} output arrays from {len(args.bundles)} bundles", file=sys.stderr)
         return 0
-    rows = compare_runs(args.bundles, _load_npz(args.host), _load_npz(args.device))
+    rows = compare_runs(args.bundles, _load_npz(args.host), _load_npz(args.device), tuple(args.formats))
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -63,7 +63,7 @@ pip_aarch64() {  # pip_aarch64 TARGET ARGS...: aarch64 cp311 wheels only
   local tags=() v
   for v in $(seq 17 36); do tags+=(--platform "manylinux_2_${v}_aarch64"); done
   tags+=(--platform manylinux2014_aarch64)
-  "$HOSTPY" -m pip install -q --disable-pip-version-check --target "$target" --only-binary=:all: \
+  "$HOSTPY" -m pip install -q --disable-pip-version-check --no-warn-conflicts --target "$target" --only-binary=:all: \
     --python-version 3.11 --implementation cp --abi cp311 "${tags[@]}" "$@" 2> >(grep -v "^WARNING: Location" >&2)
 }
 
@@ -99,13 +99,18 @@ EOF
   log "aarch64 wheels: edgernn (runtime only) and what it depends on"
   "$HOSTPY" -m pip wheel -q --disable-pip-version-check --no-deps -w "$WORK/wheels" "$REPO" > "$WORK/wheel.log" 2>&1 \
     || { cat "$WORK/wheel.log" >&2; exit 1; }
-  pip_aarch64 "$SITE" "$WORK"/wheels/edgernn-*.whl
-  if [[ "${EMU_TFLITE:-0}" == 1 ]]; then
-    pip_aarch64 "$SITE" ai-edge-litert
-    pip_aarch64 "$SITE_TFLITE" --no-deps "$WORK"/wheels/edgernn-*.whl
-    pip_aarch64 "$SITE_TFLITE" tflite-runtime "numpy<2" onnxruntime click
-  fi
+  local litert=()
+  if [[ "${EMU_TFLITE:-0}" == 1 ]]; then litert=(ai-edge-litert); fi
+  pip_aarch64 "$SITE" "$WORK"/wheels/edgernn-*.whl "${litert[@]}"  # one resolve per site: pip --target does not merge
   guest_python "$SITE" -c "import onnxruntime, numpy; print('guest onnxruntime', onnxruntime.__version__, 'numpy', numpy.__version__)" >&2
+  if [[ "${EMU_TFLITE:-0}" == 1 ]]; then
+    # tflite-runtime 2.14 (its last release) needs numpy < 2: a TFLite-only site (edgernn without onnxruntime)
+    pip_aarch64 "$SITE_TFLITE/.deps" tflite-runtime "numpy<2" "click>=8.1"
+    pip_aarch64 "$SITE_TFLITE/.pkg" --no-deps "$WORK"/wheels/edgernn-*.whl
+    cp -a "$SITE_TFLITE/.deps/." "$SITE_TFLITE/.pkg/." "$SITE_TFLITE/" && rm -rf "$SITE_TFLITE/.deps" "$SITE_TFLITE/.pkg"
+    guest_python "$SITE" -c "import ai_edge_litert.interpreter as i, importlib.metadata as m; print('guest ai-edge-litert', m.version('ai-edge-litert'))" >&2
+    guest_python "$SITE_TFLITE" -c "import tflite_runtime.interpreter as i, numpy; print('guest tflite-runtime', i.__name__, 'numpy', numpy.__version__)" >&2
+  fi
   echo "$(elapsed "$t0")" > "$WORK/setup_seconds"
   touch "$WORK/.ready"
   log "set-up took $(cat "$WORK/setup_seconds") s"
@@ -156,6 +161,19 @@ EOF
   t0="$(now)"
   guest_python "$SITE" "$helper" run "${bundles[@]}" --inputs "$results/inputs.npz" --out "$results/aarch64.npz"
   log "device run took $(elapsed "$t0") s"
+  if [[ "${EMU_TFLITE:-0}" == 1 ]] && grep -q '"format": "tflite"' "${bundles[@]/%//manifest.json}"; then
+    # the .tflite variants again, under tflite-runtime 2.14 + numpy < 2 (no onnxruntime in that site)
+    local tfl=() ; for b in "${bundles[@]}"; do grep -q '"format": "tflite"' "$b/manifest.json" && tfl+=("$b"); done
+    for b in "${tfl[@]}"; do
+      log "edgernn verify $b under tflite-runtime (onnx variants are skipped there)"
+      guest_python "$SITE_TFLITE" -m edgernn verify "$b" || status=1
+    done
+    guest_python "$SITE_TFLITE" "$helper" run "${tfl[@]}" --format tflite --inputs "$results/inputs.npz" --out "$results/aarch64-tflite-runtime.npz"
+    echo "max abs difference host vs emulated aarch64 with tflite-runtime, per .tflite variant:"
+    "$HOSTPY" "$helper" compare "${tfl[@]}" --format tflite --host "$results/host.npz" --device "$results/aarch64-tflite-runtime.npz" || status=1
+  elif [[ "${EMU_TFLITE:-0}" == 1 ]]; then
+    log "EMU_TFLITE=1 but no bundle has .tflite variants: the TFLite runtimes were installed and imported, nothing to run"
+  fi
   echo "max abs difference host ($(uname -m)) vs emulated aarch64 ($QEMU_CPU), per variant:"
   "$HOSTPY" "$helper" compare "${bundles[@]}" --host "$results/host.npz" --device "$results/aarch64.npz" || status=1
   "$HOSTPY" "$helper" compare "${bundles[@]}" --host "$results/host.npz" --device "$results/aarch64.npz" --json \
