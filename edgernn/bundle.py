@@ -53,6 +53,7 @@ class Variant:
     requires: tuple[str, ...] = ()  # e.g. ("com.microsoft",) for contrib ops
     state: dict[str, Any] = field(default_factory=dict)  # step graphs: state tensors and their init
     precision_report: tuple[dict[str, Any], ...] = ()
+    quantization: dict[str, Any] = field(default_factory=dict)  # how the precision was reached: tool, compute, calibration
     parity: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

@@ -58,11 +58,23 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
 @click.option("--ir-version", type=int, help="ONNX IR version to write (default 8)")
 @click.option("--target-runtime", help="the runtime the device has, e.g. onnxruntime==1.16: picks IR version and "
               "opset it loads, leaves out variants it cannot run")
+@click.option("--quantize", "precisions", metavar="LIST",
+              help="also write these precisions, comma-separated: fp16, int8-dynamic, int8-static")
+@click.option("--calibration", "calibration_path", type=click.Path(path_type=Path),
+              help="windows (.npy/.npz/.csv, data units) to calibrate int8-static on (default: the training split)")
 @click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON")
-def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, as_json):
-    """Export a checkpoint to a bundle of ONNX model files, validated against the NumPy reference."""
+def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, precisions, calibration_path, as_json):
+    """Export a checkpoint to a bundle of ONNX model files, validated against the NumPy reference.
+
+    Each precision in --quantize adds a window and a step file (model.int8-static.onnx,
+    model.step.int8-static.onnx, ...), each validated with its own tolerance and listed in the
+    manifest with a precision report of every weight.
+    """
     from edgernn.export import export_checkpoint
     from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
+    from edgernn.quantize import parse_precisions
+
+    quantize = parse_precisions(precisions)
 
     target = None
     if target_runtime is not None:
@@ -71,8 +83,10 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, as_j
         target = parse_target(target_runtime)
         ir_version, opset = target.pick(ir_version, opset)
     result = export_checkpoint(checkpoint, out, validate=not no_validate, target=target,
-                               opset=opset or DEFAULT_OPSET, ir_version=ir_version or DEFAULT_IR_VERSION)
-    variants = [{"name": v.name, "file": v.file, "size": v.size, "parity": v.parity} for v in result.manifest.variants]
+                               opset=opset or DEFAULT_OPSET, ir_version=ir_version or DEFAULT_IR_VERSION,
+                               quantize=quantize, calibration_path=calibration_path, progress=stderr_is_tty())
+    variants = [{"name": v.name, "file": v.file, "size": v.size, "precision": v.precision, "requires": list(v.requires),
+                 "parity": v.parity} for v in result.manifest.variants]
     if as_json:
         emit_json({"bundle": str(out), "seconds": round(result.seconds, 3), "variants": variants,
                    "validated": not no_validate, "target": result.manifest.target})
@@ -80,7 +94,8 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, as_j
     click.echo(f"exported {checkpoint} → {out}/ in {result.seconds:.2f} s")
     for v in variants:
         parity = f"max abs {fmt(v['parity']['max_abs'])} vs numpy" if v["parity"] else "not validated"
-        click.echo(f"  {v['name']:<24} {v['file']:<24} {v['size'] / 1024:8.1f} KiB  {parity}")
+        needs = f"  needs {', '.join(v['requires'])}" if v["requires"] else ""
+        click.echo(f"  {v['name']:<26} {v['file']:<30} {v['size'] / 1024:8.1f} KiB  {parity}{needs}")
     if target is not None:
         t = result.manifest.target
         click.echo(f"target {t['runtime']}: IR version {t['ir_version']}, opset {t['opset']}")

@@ -85,6 +85,18 @@ def info(model, as_json):
             click.echo(f"      in  {t['name']:<6} {tuple(t['shape'])}")
         for t in v.get("outputs", []):
             click.echo(f"      out {t['name']:<6} {tuple(t['shape'])}")
+        if v.get("requires"):
+            click.echo(f"      needs   {', '.join(v['requires'])}")
+        if v.get("quantization", {}).get("compute"):
+            click.echo(f"      compute {v['quantization']['compute']}")
+        report = v.get("precision_report") or []
+        if report:
+            missed = [e for e in report if not e["achieved"]]
+            click.echo(f"      precision report: {len(report) - len(missed)} of {len(report)} weights "
+                       f"stored as asked ({v.get('precision')})" + (f"; NOT: {len(missed)}" if missed else ""))
+            for e in report:
+                click.echo(f"        {e['initializer']:<24} {e['op']:<13} {str(tuple(e['shape'])):<12} "
+                           f"asked {e['asked']:<13} stored {e['stored']:<8} compute {e['compute']}")
     for k in ("ir_version", "opset", "ops"):
         if k in d:
             click.echo(f"{k}: {d[k]}")

@@ -65,6 +65,10 @@ def export_bundle(
     ir_version: int = DEFAULT_IR_VERSION,
     opset: int = DEFAULT_OPSET,
     target=None,  # edgernn.export.targets.RuntimeTarget: screen variants, record limits and refusals
+    quantize: tuple[str, ...] = (),  # precisions beyond fp32: "fp16", "int8-dynamic", "int8-static"
+    calibration: np.ndarray | None = None,  # normalised windows (N, T, F) for int8-static
+    calibration_source: str = "",
+    progress: bool = False,
 ) -> ExportResult:
     """Write ``out/`` with the window graph and manifest; validate every variant before calling it done.
 
@@ -84,6 +88,10 @@ def export_bundle(
         step = build_step_graph(spec, weights, ir_version=ir_version, opset=opset)
         files.append(("onnx-step-fp32", "model.step.onnx", "step", "fp32", step, step_inputs, step_outputs))
         streaming = {"supported": True, **state_description(spec)}
+    extras = _precision_variants(spec, weights, files, quantize, calibration, calibration_source,
+                                 ir_version=ir_version, opset=opset, progress=progress)
+    io = {graph: (ins, outs) for _, _, graph, _, _, ins, outs in files}
+    files += [(q.name, q.file, q.graph, q.precision, q.model, *io[q.graph]) for q in extras.values() if q.precision != "fp32"]
 
     out = Path(out)
     with staged_dir(out) as tmp:
@@ -95,6 +103,8 @@ def export_bundle(
                 size=(tmp / file).stat().st_size, sha256=sha256_of(tmp / file),
                 inputs=_tensor_infos(ins), outputs=_tensor_infos(outs), opset=opset, ir_version=ir_version,
                 state=streaming if graph == "step" else {},
+                requires=extras[name].requires, precision_report=tuple(extras[name].report),
+                quantization=extras[name].quantization,
             ))
         target_info = {}
         if target is not None:
@@ -126,9 +136,33 @@ def export_bundle(
     return ExportResult(out, manifest, reports, time.perf_counter() - started)
 
 
-def export_checkpoint(checkpoint: Path, out: Path, **kwargs) -> ExportResult:
+def _precision_variants(spec, weights, files, quantize, calibration, calibration_source, **kwargs) -> dict:
+    """Name → GraphVariant for the fp32 files (with their precision reports) and every quantized one."""
+    from edgernn.quantize import GraphVariant, quantized_variants
+    from edgernn.quantize.report import precision_report
+
+    graphs = {graph: model for _, _, graph, _, model, _, _ in files}
+    out = {name: GraphVariant(name, file, graph, "fp32", model, report=precision_report(model, "fp32"),
+                              quantization={"compute": "float32"})
+           for name, file, graph, _, model, _, _ in files}
+    if quantize:
+        for q in quantized_variants(spec, weights, tuple(quantize), window_fp32=graphs["window"],
+                                    step_fp32=graphs.get("step"), calibration=calibration,
+                                    calibration_source=calibration_source, **kwargs):
+            out[q.name] = q
+    return out
+
+
+def export_checkpoint(checkpoint: Path, out: Path, *, calibration_path: Path | None = None, **kwargs) -> ExportResult:
+    """``export_bundle`` on a checkpoint; int8-static is calibrated on ``calibration_path`` (windows in data
+    units) or else on the training split of the data the checkpoint was trained on."""
     from edgernn.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     kwargs.setdefault("data_source", ckpt.data)
+    if calibration_path is not None or "int8-static" in kwargs.get("quantize", ()):
+        from edgernn.quantize.calibration import calibration_windows
+
+        kwargs["calibration"], kwargs["calibration_source"] = calibration_windows(
+            ckpt.spec, path=calibration_path, data=ckpt.data)
     return export_bundle(ckpt.spec, ckpt.weights, out, **kwargs)

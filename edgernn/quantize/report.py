@@ -1,0 +1,98 @@
+"""The precision report: for every weight-bearing node of a model file, what was asked and what is there.
+
+It is read from the ONNX file itself, never from what the quantizer was told, so a weight a
+quantizer skipped shows up as ``float32`` where ``int8`` was asked. Each weight is traced back
+through ``Cast``/``DequantizeLinear``/``Identity`` to the initializer that stores it (in the graph
+or an enclosing graph, for ``Scan`` bodies), and each node's compute is read from how its
+activation input arrives (``DynamicQuantizeLinear`` → int8 with run-time scales,
+``DequantizeLinear``/``QuantizeLinear`` → int8 with calibrated scales).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import onnx
+from onnx import TensorProto
+
+# Weight-bearing ops and the input positions that hold weights (and biases) when constant.
+WEIGHT_INPUTS: dict[str, tuple[int, ...]] = {
+    "LSTM": (1, 2, 3), "GRU": (1, 2, 3), "MatMul": (1,), "Gemm": (1, 2),
+    "MatMulInteger": (1,), "QLinearMatMul": (3,), "DynamicQuantizeMatMul": (1,), "DynamicQuantizeLSTM": (1, 2, 3),
+}
+INPUT_ROLES = {"LSTM": ("x", "W", "R", "B"), "GRU": ("x", "W", "R", "B"), "Gemm": ("x", "weight", "bias")}
+STORED = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16", TensorProto.INT8: "int8",
+          TensorProto.UINT8: "uint8", TensorProto.DOUBLE: "float64"}
+EXPECTED_STORAGE = {"fp32": {"float32"}, "fp16": {"float16"}, "int8-dynamic": {"int8", "uint8"},
+                    "int8-static": {"int8", "uint8"}}
+PASS_THROUGH = ("Cast", "DequantizeLinear", "Identity")
+
+
+def precision_report(model: onnx.ModelProto, asked: str) -> list[dict[str, Any]]:
+    """One entry per constant weight input of every weight-bearing node, subgraphs included."""
+    entries: list[dict[str, Any]] = []
+    _walk(model.graph, [], "main", asked, entries)
+    return entries
+
+
+def unmet(report: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entries whose stored precision is not the one asked."""
+    return [e for e in report if not e["achieved"]]
+
+
+def _walk(graph: onnx.GraphProto, outer: list[onnx.GraphProto], where: str, asked: str, entries: list) -> None:
+    scopes = [graph] + outer  # innermost first
+    producers = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        for i in WEIGHT_INPUTS.get(node.op_type, ()):
+            if i >= len(node.input) or not node.input[i]:
+                continue
+            init = _stored_initializer(node.input[i], producers, scopes)
+            if init is None:  # an activation, not a weight
+                continue
+            stored = STORED.get(init.data_type, str(init.data_type))
+            roles = INPUT_ROLES.get(node.op_type)
+            entries.append({
+                "node": node.name or node.output[0],
+                "op": node.op_type,
+                "graph": where,
+                "input": roles[i] if roles else "weight",
+                "initializer": init.name,
+                "shape": list(init.dims),
+                "asked": asked,
+                "stored": stored,
+                "compute": _compute(node, producers),
+                "achieved": stored in EXPECTED_STORAGE.get(asked, {stored}),
+            })
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                _walk(attr.g, scopes, f"{node.name or node.output[0]} body", asked, entries)
+
+
+def _stored_initializer(name: str, producers: dict, scopes: list[onnx.GraphProto]) -> onnx.TensorProto | None:
+    seen = 0
+    while name in producers and seen < 8:
+        node = producers[name]
+        if node.op_type not in PASS_THROUGH:
+            return None
+        name, seen = node.input[0], seen + 1
+    for graph in scopes:
+        for init in graph.initializer:
+            if init.name == name:
+                return init
+    return None
+
+
+def _compute(node: onnx.NodeProto, producers: dict) -> str:
+    if node.op_type in ("QLinearMatMul",):
+        return "int8 (calibrated scales)"
+    if node.op_type in ("DynamicQuantizeMatMul", "DynamicQuantizeLSTM"):
+        return "int8 (run-time scales)"
+    source = producers.get(node.input[0])
+    if node.op_type == "MatMulInteger":
+        if source is not None and source.op_type == "DynamicQuantizeLinear":
+            return "int8 (run-time scales)"
+        return "int8 (calibrated scales)"
+    if source is not None and source.op_type == "DequantizeLinear":
+        return "int8 (calibrated scales, QDQ)"
+    return "float32"
