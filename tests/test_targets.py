@@ -58,10 +58,23 @@ def test_beyond_table_is_marked():
 def test_explicit_versions_within_and_beyond_limits():
     target = parse_target("onnxruntime==1.16")
     assert target.pick(ir_version=9, opset=19) == (9, 19)
-    with pytest.raises(BadInputError, match=r"^--opset 20 is newer than onnxruntime==1.16 loads \(opset at most 19\)"):
+    with pytest.raises(BadInputError, match=r"^--opset 20 is newer than onnxruntime==1.16 runs \(opset at most 19\)"):
         target.pick(opset=20)
-    with pytest.raises(BadInputError, match=r"^--ir-version 10 is newer than onnxruntime==1.16 loads \(IR version at most 9\)"):
+    with pytest.raises(BadInputError, match=r"^--ir-version 10 is newer than onnxruntime==1.16 runs \(IR version at most 9\)"):
         target.pick(ir_version=10)
+
+
+def test_kernels_lag_lowers_the_usable_opset():
+    target = parse_target("onnxruntime==1.15")
+    assert (target.limits.opset, target.limits.usable_opset) == (19, 18)
+    assert target.pick(opset=18) == (DEFAULT_IR_VERSION, 18)
+    with pytest.raises(BadInputError) as e:
+        target.pick(opset=19)
+    assert str(e.value) == ("--opset 19 is newer than onnxruntime==1.15 runs (opset at most 18: onnxruntime 1.15 has no "
+                            "opset-19 kernels for Identity and Reshape (measured with 1.15.1)); pass --opset 18 or leave it out")
+    model = build_window_graph(SPEC, numpy_random_weights(SPEC, 6), ir_version=8, opset=19)
+    assert target.model_problems(model) == ["uses ai.onnx opset 19; onnxruntime==1.15 runs opset 18 (onnxruntime 1.15 "
+                                            "has no opset-19 kernels for Identity and Reshape (measured with 1.15.1))"]
 
 
 @pytest.mark.parametrize("text,message", [
@@ -135,7 +148,7 @@ def test_screen_refuses_newer_ir_opset_and_unknown_ops(tmp_path):
     assert [v.name for v in screening.kept] == ["a"]
     reasons = {r["variant"]: r["reason"] for r in screening.refused}
     assert reasons["b"] == ("written at ONNX IR version 10; onnxruntime==1.16 loads IR version 9 at most; "
-                            "uses ai.onnx opset 21; onnxruntime==1.16 implements opset 19")
+                            "uses ai.onnx opset 21; onnxruntime==1.16 runs opset 19")
     assert reasons["c"] == "uses contrib ops FancyNewOp, which onnxruntime 1.16 does not have"
     assert reasons["d"] == "uses ops of domain 'org.example', which onnxruntime does not have without a custom-op library"
     assert not (tmp_path / "new.onnx").exists() and (tmp_path / "ok.onnx").exists()
@@ -195,7 +208,7 @@ def test_cli_target_text_shows_refusals(checkpoint, tmp_path):
     (["--target-runtime", "onnxruntime"],
      "error: expected a target runtime as NAME==VERSION, e.g. onnxruntime==1.16, got 'onnxruntime'\n"),
     (["--target-runtime", "onnxruntime==1.13", "--opset", "19"],
-     "error: --opset 19 is newer than onnxruntime==1.13 loads (opset at most 17); pass --opset 17 or leave it out\n"),
+     "error: --opset 19 is newer than onnxruntime==1.13 runs (opset at most 17); pass --opset 17 or leave it out\n"),
 ])
 def test_cli_bad_target_exits_2_with_one_line(checkpoint, tmp_path, args, message):
     result = export_cli(checkpoint, "--out", tmp_path / "b", *args)

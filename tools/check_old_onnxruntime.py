@@ -11,6 +11,8 @@ a small LSTM and a small GRU here, exports each with ``--target-runtime onnxrunt
 every precision ``edgernn export --quantize`` offers), then in the old venv:
 
 - runs ``edgernn verify --json`` on each bundle (checksums + probe self-test of every variant);
+- also exports and verifies each model at the highest opset edgernn writes for that release
+  (``--opset``), which catches kernels a release lacks at its own top opset (1.15: Reshape-19);
 - checks the compatibility-table row edgernn holds for that release: a model at the row's IR
   version and opset loads, one IR version or one opset above does not;
 - for 1.16, checks edgernn's record of its contrib ops against the runtime's schema registry.
@@ -45,7 +47,7 @@ def make_env(work: Path, version: str) -> Path:
     return py
 
 
-def export_bundles(work: Path, release: str) -> dict[str, Path]:
+def export_bundles(work: Path, release: str, limit_opset: int) -> dict[str, Path]:
     edgernn = [sys.executable, "-m", "edgernn"]
     help_text = sh([*edgernn, "export", "--help"]).stdout
     quantize = ["--quantize", "fp16,int8-dynamic,int8-static"] if "--quantize" in help_text else []
@@ -58,6 +60,10 @@ def export_bundles(work: Path, release: str) -> dict[str, Path]:
         sh([*edgernn, "train", *train_args, "--epochs", "3", "--samples", "400", "--out", run, "--quiet"])
         sh([*edgernn, "export", run, "--out", bundle, "--target-runtime", f"onnxruntime=={release}", *quantize])
         bundles[name] = bundle
+        at_limit = work / f"bundle-{name}-ort{release}-opset{limit_opset}"  # the highest opset edgernn writes for it
+        sh([*edgernn, "export", run, "--out", at_limit, "--target-runtime", f"onnxruntime=={release}",
+            "--opset", str(limit_opset), *quantize])
+        bundles[f"{name} at opset {limit_opset}"] = at_limit
     return bundles
 
 
@@ -77,13 +83,14 @@ print(" ".join(sorted({s.name for s in C.get_all_operator_schema() if s.domain =
 
 
 def table_models(folder: Path, ir: int, opset: int) -> dict[str, Path]:
-    """Tiny Identity models at the row's limits and one step beyond each."""
+    """Tiny Relu models (Relu's last new version is opset 14, so every runtime has its kernel) at the
+    row's limits and one step beyond each: what the loader accepts, apart from kernels."""
     import onnx
     from onnx import TensorProto, helper
 
     paths = {}
     for label, (ir_v, ops) in {"at limits": (ir, opset), "IR + 1": (ir + 1, opset), "opset + 1": (ir, opset + 1)}.items():
-        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe",
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "probe",
                                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ops)])
@@ -114,7 +121,7 @@ def main() -> int:
           f"({time.perf_counter() - started:.1f} s)")
 
     started = time.perf_counter()
-    bundles = export_bundles(args.work, release)
+    bundles = export_bundles(args.work, release, target.limits.usable_opset)
     print(f"exported {', '.join(str(b) for b in bundles.values())} for {target.label} ({time.perf_counter() - started:.1f} s)")
 
     for name, bundle in bundles.items():
@@ -142,8 +149,11 @@ def main() -> int:
         print(f"\ntable row {lim.release[0]}.{lim.release[1]} (IR {lim.ir_version}, opset {lim.opset}) under onnxruntime {versions[0]}:")
         for label, line in results.items():
             print(f"  {label:<10} {line.split(' ', 1)[1]}")
-        row_ok = results["at limits"].endswith("loads") and all("refused" in results[k] for k in ("IR + 1", "opset + 1"))
-        print(f"  table row: {'confirmed' if row_ok else 'NOT confirmed'}")
+        # edgernn relies on "at limits loads"; a step beyond that also loads only means the row is conservative
+        row_ok = results["at limits"].endswith("loads")
+        loose = [k for k in ("IR + 1", "opset + 1") if results[k].endswith("loads")]
+        print(f"  table row: {'confirmed' if row_ok else 'NOT confirmed'}"
+              + (f" (conservative: {', '.join(loose)} also loads)" if row_ok and loose else ""))
         ok = ok and row_ok
 
     if release == "1.16":

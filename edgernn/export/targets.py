@@ -11,7 +11,8 @@ A target runtime decides three things:
   opset of each domain, contrib ops) and a variant the target cannot run is left out of the bundle,
   with the reason recorded in the manifest and printed.
 
-The limits come from ONNX Runtime's compatibility table ("ONNX Runtime compatibility", the
+Where a release's kernels were measured to lag its row (1.15: no opset-19 Identity/Reshape), edgernn
+writes one opset lower. The limits come from ONNX Runtime's compatibility table ("ONNX Runtime compatibility", the
 "ONNX opset support" section of the onnxruntime docs), rows 1.0 to 1.20. A newer runtime loads
 everything an older one does, so a version past the newest row is held to that row's limits.
 """
@@ -35,11 +36,21 @@ class RuntimeLimits:
     opset: int
     ml_opset: int
     ir_version: int
+    kernels_lag: str = ""  # measured: the release loads `opset` but lacks kernels edgernn's graphs need there
 
+    @property
+    def usable_opset(self) -> int:
+        """The highest opset edgernn writes for this release: one lower where its kernels lag the table."""
+        return self.opset - 1 if self.kernels_lag else self.opset
+
+
+# Measured with tools/check_old_onnxruntime.py: onnxruntime 1.15.1 loads opset-19 models but has no
+# opset-19 kernel for Identity or Reshape ("Could not find an implementation for Reshape(19)").
+KERNELS_LAG = {(1, 15): "onnxruntime 1.15 has no opset-19 kernels for Identity and Reshape (measured with 1.15.1)"}
 
 # ONNX Runtime compatibility table (onnxruntime docs, reference/compatibility), newest first.
 ONNXRUNTIME_LIMITS: tuple[RuntimeLimits, ...] = tuple(
-    RuntimeLimits((1, minor), onnx, opset, ml, ir)
+    RuntimeLimits((1, minor), onnx, opset, ml, ir, KERNELS_LAG.get((1, minor), ""))
     for minor, onnx, opset, ml, ir in (
         (20, "1.16.1", 21, 4, 10),
         (19, "1.16.1", 21, 4, 10),
@@ -122,12 +133,13 @@ class RuntimeTarget:
         from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
 
         lim = self.limits
-        for option, asked, most in (("--opset", opset, lim.opset), ("--ir-version", ir_version, lim.ir_version)):
+        for option, asked, most in (("--opset", opset, lim.usable_opset), ("--ir-version", ir_version, lim.ir_version)):
             if asked is not None and asked > most:
                 what = "opset" if option == "--opset" else "IR version"
-                raise BadInputError(f"{option} {asked} is newer than {self.label} loads ({what} at most {most}); "
+                lag = f": {lim.kernels_lag}" if option == "--opset" and lim.kernels_lag and asked == lim.opset else ""
+                raise BadInputError(f"{option} {asked} is newer than {self.label} runs ({what} at most {most}{lag}); "
                                     f"pass {option} {most} or leave it out")
-        picked_opset = opset if opset is not None else min(DEFAULT_OPSET, lim.opset)
+        picked_opset = opset if opset is not None else min(DEFAULT_OPSET, lim.usable_opset)
         picked_ir = ir_version if ir_version is not None else min(DEFAULT_IR_VERSION, lim.ir_version)
         window_min, why = GRAPH_MIN_OPSET["window"]
         if picked_opset < window_min:
@@ -147,12 +159,13 @@ class RuntimeTarget:
         lim, problems = self.limits, []
         if model.ir_version > lim.ir_version:
             problems.append(f"written at ONNX IR version {model.ir_version}; {self.label} loads IR version {lim.ir_version} at most")
-        domain_limits = {"": lim.opset, "ai.onnx": lim.opset, "ai.onnx.ml": lim.ml_opset}
+        domain_limits = {"": lim.usable_opset, "ai.onnx": lim.usable_opset, "ai.onnx.ml": lim.ml_opset}
         for imp in model.opset_import:
             if imp.domain in domain_limits:
                 if imp.version > domain_limits[imp.domain]:
                     name = imp.domain or "ai.onnx"
-                    problems.append(f"uses {name} opset {imp.version}; {self.label} implements opset {domain_limits[imp.domain]}")
+                    lag = f" ({lim.kernels_lag})" if imp.domain in ("", "ai.onnx") and lim.kernels_lag else ""
+                    problems.append(f"uses {name} opset {imp.version}; {self.label} runs opset {domain_limits[imp.domain]}{lag}")
             elif imp.domain != "com.microsoft":
                 problems.append(f"uses ops of domain {imp.domain!r}, which onnxruntime does not have without a custom-op library")
         contrib = sorted({n.op_type for n in _all_nodes(model.graph) if n.domain == "com.microsoft"})
@@ -167,7 +180,7 @@ class RuntimeTarget:
         return problems
 
     def to_dict(self) -> dict[str, Any]:
-        return {"runtime": self.label, "limits": {"opset": self.limits.opset, "ml_opset": self.limits.ml_opset,
+        return {"runtime": self.label, "limits": {"opset": self.limits.usable_opset, "ml_opset": self.limits.ml_opset,
                                                   "ir_version": self.limits.ir_version},
                 "limits_from": f"onnxruntime {self.limits.release[0]}.{self.limits.release[1]} row of the "
                                "ONNX Runtime compatibility table" + (" (newest known row)" if self.beyond_table else "")}
