@@ -49,6 +49,9 @@ class RuntimeLimits:
 KERNELS_LAG = {(1, 15): "onnxruntime 1.15 has no opset-19 kernels for Identity and Reshape (measured with 1.15.1)"}
 
 # ONNX Runtime compatibility table (onnxruntime docs, reference/compatibility), newest first.
+# Measured with tools/check_old_onnxruntime.py (bundles verified at edgernn's default and at the row's
+# top opset; loader limits probed): 1.15.1, 1.16.3, 1.17.3, 1.18.1 and 1.20.1 agree with their rows,
+# except that 1.15 also loads IR 9 (the row is conservative) and lacks the kernels noted above.
 ONNXRUNTIME_LIMITS: tuple[RuntimeLimits, ...] = tuple(
     RuntimeLimits((1, minor), onnx, opset, ml, ir, KERNELS_LAG.get((1, minor), ""))
     for minor, onnx, opset, ml, ir in (
