@@ -19,11 +19,19 @@ from edgernn.spec import ModelSpec
 
 @dataclass(frozen=True)
 class Tolerance:
-    """An element passes when ``|got - want| <= atol + rtol * |want|`` (as numpy.allclose)."""
+    """When an output is close enough to its reference.
+
+    ``scale="element"``: every element must satisfy ``|got - want| <= atol + rtol * |want|``
+    (numpy.allclose) — right for float kernels, whose error is relative to each value.
+    ``scale="range"``: ``max |got - want| <= atol + rtol * max |want|`` over the tensor — right
+    for quantized variants, whose error is a fraction of the tensor's range (one scale per
+    tensor), so a logit near 0 in a tensor of logits near 10 carries the error of the 10s.
+    """
 
     atol: float
     rtol: float
     why: str = ""
+    scale: str = "element"
 
 
 # One place for every precision's tolerance. fp32: float32 kernels (onnxruntime's fused LSTM/GRU,
@@ -35,19 +43,24 @@ TOLERANCES: dict[str, Tolerance] = {
     # fp16 (weights rounded to float16, float32 compute), measured max abs over windows and streams
     # up to 3× the window, batch 1-16: 5e-5-8e-5 (random 2-layer hidden-64 LSTM/GRU), 1.6e-4-4.2e-4
     # (trained regression/forecast), 2.9e-3-1.7e-2 on classifier logits of magnitude ~10 (covered by rtol).
-    "fp16": Tolerance(atol=2e-3, rtol=1e-2, why="float16 weights, float32 compute: measured ≤ 4.2e-4 on "
-                      "normalised outputs, ≤ 1.7e-2 on logits ~10"),
+    "fp16": Tolerance(atol=2e-3, rtol=1e-2, scale="range",
+                      why="float16 weights, float32 compute: measured ≤ 4.2e-4 on normalised outputs, "
+                      "≤ 1.7e-2 on logits ~10; tolerance is 2e-3 + 1 % of the output's range"),
     # int8, on normalised-unit outputs (regression targets normalised, classifier logits), 2-layer
     # hidden-64 LSTM and GRU, windows and streams up to 3× the window, probe inputs N(0, 1):
     #   dynamic: max abs 2.1e-3-2.6e-3 (random weights), 1.3e-2-2.7e-2 (trained sum/sine),
     #            0.18-0.89 on bands classifier logits (mean 0.03-0.12);
     #   static:  2.6e-3-3.8e-3 (random), 1.7e-2-8.1e-2 (trained sum/sine), 0.18-0.52 on bands logits.
     # A broken variant (two gate blocks swapped, or one recurrent matrix random) errs by 0.3-2 on
-    # every output (tests/test_quantize.py proves it fails), so atol 0.1 + rtol 0.1 separates them.
-    "int8-dynamic": Tolerance(atol=0.1, rtol=0.1, why="int8 weights, run-time activation scales: measured "
-                              "≤ 2.7e-2 on normalised outputs; broken variants err by 0.3-2"),
-    "int8-static": Tolerance(atol=0.1, rtol=0.1, why="int8 weights and calibrated activations: measured "
-                             "≤ 8.1e-2 on normalised outputs; broken variants err by 0.3-2"),
+    # every output (tests/test_quantize.py proves it fails). The error of a quantized tensor is a
+    # fraction of its range, so the bound is 0.1 + 10 % of the output's largest magnitude: 1.1 on
+    # logits ~10 (measured ≤ 0.89), ~0.2-0.4 on normalised regression outputs (measured ≤ 8.1e-2).
+    "int8-dynamic": Tolerance(atol=0.1, rtol=0.1, scale="range",
+                              why="int8 weights, run-time activation scales: measured ≤ 2.7e-2 on normalised "
+                              "outputs, ≤ 0.89 on logits ~10; broken variants err by 0.3-2"),
+    "int8-static": Tolerance(atol=0.1, rtol=0.1, scale="range",
+                             why="int8 weights and calibrated activations: measured ≤ 8.1e-2 on normalised "
+                             "outputs, ≤ 0.52 on logits ~10; broken variants err by 0.3-2"),
 }
 
 
@@ -100,7 +113,10 @@ def compare(got: np.ndarray, want: np.ndarray, tol: Tolerance) -> tuple[float, f
         return float("inf"), float("inf"), float("inf"), False
     diff = np.abs(got - want)
     rel = diff / np.maximum(np.abs(want), 1e-6)
-    passed = bool(np.all(diff <= tol.atol + tol.rtol * np.abs(want)))
+    if tol.scale == "range":
+        passed = bool(diff.max(initial=0.0) <= tol.atol + tol.rtol * np.abs(want).max(initial=0.0))
+    else:
+        passed = bool(np.all(diff <= tol.atol + tol.rtol * np.abs(want)))
     return float(diff.max()), float(rel.max()), float(diff.mean()), passed
 
 

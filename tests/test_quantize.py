@@ -118,19 +118,24 @@ def test_every_weight_is_stored_in_the_precision_asked(quantized_bundle):
 
 
 def corrupt(bundle: Path, variant: str, how: str) -> None:
-    """Damage the first recurrent weight (H, G·H) in ``variant``, then re-sign the file so only parity can tell."""
+    """Damage ``variant``'s recurrent weights (H, G·H), then re-sign the file so only parity can tell.
+
+    gate-order: the first two gate blocks swapped in every recurrent matrix, as an exporter that
+    got the gate order wrong would write them; random-weight: the first recurrent matrix random.
+    """
     manifest = json.loads((bundle / "manifest.json").read_text())
     entry = next(v for v in manifest["variants"] if v["name"] == variant)
     path = bundle / entry["file"]
     model = onnx.load(str(path))
-    target = next(t for t in all_initializers(model.graph)
-                  if t.data_type == TensorProto.INT8 and tuple(t.dims[:1]) == (H,) and t.dims[1] >= 3 * H)
-    w = numpy_helper.to_array(target)
-    if how == "gate-order":  # swap the first two gate blocks (columns)
-        w = np.concatenate([w[:, H : 2 * H], w[:, :H], w[:, 2 * H :]], axis=1)
-    else:  # a weight left random
-        w = np.random.default_rng(0).integers(-127, 128, size=w.shape).astype(np.int8)
-    target.CopyFrom(numpy_helper.from_array(w, target.name))
+    targets = [t for t in all_initializers(model.graph)
+               if t.data_type == TensorProto.INT8 and tuple(t.dims[:1]) == (H,) and t.dims[1] >= 3 * H]
+    for target in targets if how == "gate-order" else targets[:1]:
+        w = numpy_helper.to_array(target)
+        if how == "gate-order":  # swap the first two gate blocks (columns)
+            w = np.concatenate([w[:, H : 2 * H], w[:, :H], w[:, 2 * H :]], axis=1)
+        else:  # a weight left random
+            w = np.random.default_rng(0).integers(-127, 128, size=w.shape).astype(np.int8)
+        target.CopyFrom(numpy_helper.from_array(w, target.name))
     onnx.save(model, str(path))
     entry["sha256"] = sha256_of(path)
     (bundle / "manifest.json").write_text(json.dumps(manifest))
