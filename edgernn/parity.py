@@ -58,9 +58,13 @@ TOLERANCES: dict[str, Tolerance] = {
     "int8-dynamic": Tolerance(atol=0.1, rtol=0.1, scale="range",
                               why="int8 weights, run-time activation scales: measured ≤ 2.7e-2 on normalised "
                               "outputs, ≤ 0.89 on logits ~10; broken variants err by 0.3-2"),
-    "int8-static": Tolerance(atol=0.1, rtol=0.1, scale="range",
+    # int8-static also carries calibrated (fixed) activation scales: a trained 1-layer LSTM classifier
+    # (bands, hidden 32) errs by 0.47 on a cell state of range 3.4 (14 %) at batch 16 with test
+    # accuracy unchanged (0.99), hence 15 % of the range.
+    "int8-static": Tolerance(atol=0.1, rtol=0.15, scale="range",
                              why="int8 weights and calibrated activations: measured ≤ 8.1e-2 on normalised "
-                             "outputs, ≤ 0.52 on logits ~10; broken variants err by 0.3-2"),
+                             "outputs, ≤ 0.52 on logits ~10, 14 % of an LSTM cell state's range; "
+                             "broken variants err by 0.3-2"),
 }
 
 
