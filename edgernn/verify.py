@@ -170,7 +170,8 @@ def self_test(bundle_dir: Path, manifest: Manifest, v: Variant, x: np.ndarray, e
         check.reason = (f"no tolerance is defined for precision {v.precision!r} (this edgernn knows: {known}); "
                         "upgrade edgernn on this device to the version that exported the bundle")
         return check
-    check.tolerance = {"atol": tolerance.atol, "rtol": tolerance.rtol}
+    scale = getattr(tolerance, "scale", "element")  # "range": rtol of the tensor's max |want| (quantized)
+    check.tolerance = {"atol": tolerance.atol, "rtol": tolerance.rtol, "scale": scale}
     try:
         check.mode, got = _run_variant(bundle_dir, manifest, v, x, threads)
     except MissingDependencyError as e:  # e.g. a .tflite variant on a device without a TFLite runtime
@@ -199,7 +200,8 @@ def self_test(bundle_dir: Path, manifest: Manifest, v: Variant, x: np.ndarray, e
     if failed:
         worst = max(check.outputs, key=lambda o: o.max_abs)
         check.reason = (f"{', '.join(failed)} differ from the stored reference beyond the {v.precision} tolerance "
-                        f"(max abs {worst.max_abs:.3g}; allowed {tolerance.atol:g} + {tolerance.rtol:g}·|want|)")
+                        f"(max abs {worst.max_abs:.3g}; allowed {tolerance.atol:g} + {tolerance.rtol:g}·"
+                        f"{'max |want|' if scale == 'range' else '|want|'})")
     else:
         check.status = "passed"
     return check
