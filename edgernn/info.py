@@ -21,8 +21,10 @@ def describe(path: Path) -> dict[str, Any]:
         return d
     if not path.exists():
         raise ModelFileError(f"{path}: no such bundle directory or model file")
+    if path.suffix == ".tflite":
+        return _describe_tflite(path)
     if path.suffix != ".onnx":
-        raise ModelFileError(f"{path}: not a model (expected a bundle folder or a .onnx file)")
+        raise ModelFileError(f"{path}: not a model (expected a bundle folder, or a .onnx or .tflite file)")
     from edgernn.runtime.backends import OnnxBackend
 
     session = OnnxBackend(path).session
@@ -45,4 +47,24 @@ def describe(path: Path) -> dict[str, Any]:
         d["ops"] = dict(Counter(n.op_type for n in model.graph.node))
     except ImportError:
         pass
+    return d
+
+
+def _describe_tflite(path: Path) -> dict[str, Any]:
+    from edgernn.runtime.tflite_backend import TfliteBackend, tflite_metadata
+
+    meta = tflite_metadata(path.read_bytes())
+    interpreter = TfliteBackend(path).interpreter
+    d: dict[str, Any] = {
+        "file": str(path),
+        "size": path.stat().st_size,
+        "graph": meta.get("edgernn.graph"),
+        "precision": meta.get("edgernn.precision"),
+        "inputs": [{"name": t["name"], "shape": [int(v) for v in t["shape_signature"]], "type": str(t["dtype"].__name__)}
+                   for t in interpreter.get_input_details()],
+        "outputs": [{"name": t["name"], "shape": [int(v) for v in t["shape_signature"]], "type": str(t["dtype"].__name__)}
+                    for t in interpreter.get_output_details()],
+    }
+    if "edgernn.spec" in meta:
+        d["spec"] = json.loads(meta["edgernn.spec"])
     return d

@@ -16,7 +16,10 @@ from edgernn.errors import BadInputError
 
 CELLS = ("lstm", "gru")
 HEADS = ("regression", "forecast", "classification")
+HEAD_INPUTS = ("last_step", "final_state", "every_step")  # what the head reads; see ModelSpec
 SPEC_VERSION = 1
+# Fields only a model exported from the user's own module uses; left out of the JSON at their defaults.
+MODULE_FIELDS = {"proj_size": 0, "head_input": "last_step", "vocab_size": 0, "module": None}
 
 
 @dataclass(frozen=True)
@@ -39,31 +42,54 @@ class Normalization:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """An LSTM/GRU backbone with a head on the last step."""
+    """An LSTM/GRU backbone with a head on the last step.
 
-    cell: str
-    input_size: int
-    hidden_size: int
-    num_layers: int = 1
+    A model exported from the user's own ``nn.Module`` (``module`` names its class) may also have an
+    Embedding in front (``vocab_size`` > 0: the input is token ids), an LSTM projection
+    (``proj_size``), and a head that reads the final states of both directions or every step
+    (``head_input``). What cannot be known about such a module is left out: ``cell``,
+    ``input_size``, ``hidden_size``, ``num_layers`` and ``head`` may then be None (``head`` None: the
+    runtime returns the module's outputs as they are), and None fields are not written to the JSON.
+    """
+
+    cell: str | None = None
+    input_size: int | None = None
+    hidden_size: int | None = None
+    num_layers: int | None = 1
     bidirectional: bool = False
     dropout: float = 0.0
-    head: str = "regression"
+    head: str | None = "regression"
     output_size: int = 1
     labels: tuple[str, ...] = ()
     window: int | None = None
     task: str | None = None
     normalization: Normalization | None = None
     spec_version: int = field(default=SPEC_VERSION)
+    proj_size: int = 0  # LSTM projection: h has proj_size units (0: none)
+    head_input: str = "last_step"  # last_step | final_state (both directions' final h) | every_step (y[B, T, O])
+    vocab_size: int = 0  # > 0: an Embedding of this many tokens in front; the input is int64 ids (B, T)
+    module: str | None = None  # the user's module class, for a model exported from a module
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
+        may_omit = self.module is not None  # a module's spec leaves out what cannot be known
+        if self.cell not in CELLS and not (may_omit and self.cell is None):
             raise BadInputError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
-        if self.head not in HEADS:
+        if self.head not in HEADS and not (may_omit and self.head is None):
             raise BadInputError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         for name in ("input_size", "hidden_size", "num_layers", "output_size"):
             value = getattr(self, name)
+            if value is None and may_omit:
+                continue
             if not isinstance(value, int) or value < 1:
                 raise BadInputError(f"{name} must be a positive integer, got {value!r}")
+        if self.head_input not in HEAD_INPUTS:
+            raise BadInputError(f"head_input must be one of {', '.join(HEAD_INPUTS)}, got {self.head_input!r}")
+        for name in ("proj_size", "vocab_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise BadInputError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        if self.proj_size and (self.cell != "lstm" or (self.hidden_size or 0) <= self.proj_size):
+            raise BadInputError(f"proj_size needs an LSTM with hidden_size > proj_size, got cell {self.cell!r}, "
+                                f"hidden_size {self.hidden_size}, proj_size {self.proj_size}")
         if self.head == "classification" and self.labels and len(self.labels) != self.output_size:
             raise BadInputError(
                 f"a classifier with output_size {self.output_size} needs {self.output_size} labels, "
@@ -77,6 +103,18 @@ class ModelSpec:
     @property
     def has_cell_state(self) -> bool:
         return self.cell == "lstm"
+
+    @property
+    def state_size(self) -> int | None:
+        """Units of the hidden state h (and of each step's output): proj_size when projected."""
+        return self.proj_size or self.hidden_size
+
+    @property
+    def plain(self) -> bool:
+        """True for the model edgernn trains itself (rnn + head on the last step): what
+        ``edgernn.export``'s checkpoint writers and ``edgernn.reference.model_forward`` describe."""
+        known = None not in (self.cell, self.input_size, self.hidden_size, self.num_layers)
+        return known and not self.proj_size and not self.vocab_size and self.head_input == "last_step"
 
     @property
     def gates(self) -> int:
@@ -97,6 +135,11 @@ class ModelSpec:
         d["labels"] = list(self.labels)
         if self.normalization is not None:
             d["normalization"] = {k: list(v) for k, v in asdict(self.normalization).items()}
+        for name, default in MODULE_FIELDS.items():
+            if d[name] == default:
+                del d[name]
+        if self.module is not None:  # left out, not invented
+            d = {k: v for k, v in d.items() if v is not None}
         return d
 
     @classmethod
@@ -106,6 +149,9 @@ class ModelSpec:
         if unknown:
             raise BadInputError(f"unknown model spec fields: {', '.join(unknown)}")
         d = dict(d)
+        if d.get("module") is not None:  # a module's spec: a field left out was not known
+            for name in ("num_layers", "head"):
+                d.setdefault(name, None)
         d["labels"] = tuple(str(v) for v in d.get("labels", ()))
         if d.get("normalization") is not None:
             d["normalization"] = Normalization.from_dict(d["normalization"])

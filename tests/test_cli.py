@@ -717,7 +717,7 @@ def test_a_folder_without_manifest_is_not_a_bundle(tmp_path, bad_inputs):
 
 def test_a_non_model_file_with_another_suffix(tmp_path, bad_inputs):
     result = invoke("run", bad_inputs / "x.txt", "--input", bad_inputs / "good.npy")
-    assert_one_line_error(result, 2, "x.txt: not a model (expected a bundle folder or a .onnx file)")
+    assert_one_line_error(result, 2, "x.txt: not a model (expected a bundle folder, or a .onnx or .tflite file)")
 
 
 @pytest.mark.parametrize("command", ["run", "run --stream", "validate"])

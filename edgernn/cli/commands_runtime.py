@@ -18,11 +18,15 @@ from edgernn.cli import cli, emit_json
 @click.option("--output", type=click.Path(path_type=Path), help="write here (.jsonl or .csv) instead of stdout")
 @click.option("--format", "fmt_name", type=click.Choice(["jsonl", "csv"]), help="output format (default: from --output's suffix, else jsonl)")
 @click.option("--variant", help="bundle variant to run (default onnx-window-fp32; with --stream its step twin)")
-@click.option("--threads", type=int, default=1, show_default=True, help="onnxruntime intra-op threads")
+@click.option("--threads", type=int, default=1, show_default=True, help="inference threads")
+@click.option("--backend", type=click.Choice(["auto", "onnxruntime", "ai-edge-litert", "tflite-runtime"]),
+              default="auto", show_default=True,
+              help="runtime for the variant: onnxruntime for .onnx; for .tflite the LiteRT interpreter or "
+              "tflite-runtime (auto: the first installed)")
 @click.option("--on-error", type=click.Choice(["skip", "stop"]), default="skip", show_default=True,
               help="--stream: a bad line is reported on stderr and skipped, or stops the stream (exit 2)")
 @click.option("--reset-every", type=int, help="--stream: clear the state every N frames (an empty line also resets)")
-def run(model, input_path, stream, output, fmt_name, variant, threads, on_error, reset_every):
+def run(model, input_path, stream, output, fmt_name, variant, threads, backend, on_error, reset_every):
     """Predict with a bundle or a bare .onnx file, without torch.
 
     Inputs are in your data's units: the bundle's normalisation is applied, and outputs are
@@ -39,7 +43,7 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, on_error,
     from edgernn.runtime.records import render
 
     fmt_name = fmt_name or ("csv" if output is not None and output.suffix == ".csv" else "jsonl")
-    m = load(model, variant=variant, threads=threads)
+    m = load(model, variant=variant, threads=threads, backend=backend)
     if stream:
         _run_stream(m, input_path, output, fmt_name, on_error, reset_every)
         return
@@ -67,14 +71,18 @@ def info(model, as_json):
         emit_json(d)
         return
     spec = d.get("spec")
-    if spec:
+    if spec and spec.get("module"):  # exported from the user's own module: fields not known are left out
+        how = d.get("module", {}).get("path", "")
+        click.echo(f"{spec['module']} ({spec.get('cell', 'recurrent').upper()} module{', ' + how if how else ''}) → "
+                   f"{spec.get('head') or 'raw outputs'} ({spec['output_size']} outputs)")
+    elif spec:
         arch = f"{spec['num_layers']}-layer {'bidirectional ' if spec['bidirectional'] else ''}{spec['cell'].upper()}"
         click.echo(f"{arch}, hidden {spec['hidden_size']}, {spec['input_size']} features → "
                    f"{spec['head']} ({spec['output_size']} outputs){', task ' + spec['task'] if spec.get('task') else ''}")
-        if spec.get("labels"):
-            click.echo(f"labels: {', '.join(spec['labels'])}")
-        if spec.get("window"):
-            click.echo(f"trained on windows of {spec['window']} steps")
+    if spec and spec.get("labels"):
+        click.echo(f"labels: {', '.join(spec['labels'])}")
+    if spec and spec.get("window"):
+        click.echo(f"trained on windows of {spec['window']} steps")
     if "streaming" in d:
         s = d["streaming"]
         click.echo("streaming: " + ("yes (step graph)" if s.get("supported") else f"no — {s.get('reason', '')}"))
@@ -97,7 +105,11 @@ def info(model, as_json):
             for e in report:
                 click.echo(f"        {e['initializer']:<24} {e['op']:<13} {str(tuple(e['shape'])):<12} "
                            f"asked {e['asked']:<13} stored {e['stored']:<8} compute {e['compute']}")
-    for k in ("ir_version", "opset", "ops"):
+    for t in d.get("inputs", []) if "variants" not in d else []:
+        click.echo(f"  in  {t['name']:<6} {tuple(t['shape'])}  {t['type']}")
+    for t in d.get("outputs", []) if "variants" not in d else []:
+        click.echo(f"  out {t['name']:<6} {tuple(t['shape'])}  {t['type']}")
+    for k in ("graph", "precision", "ir_version", "opset", "ops"):
         if k in d:
             click.echo(f"{k}: {d[k]}")
 

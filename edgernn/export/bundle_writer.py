@@ -13,13 +13,15 @@ import numpy as np
 
 from edgernn import __version__
 from edgernn.bundle import Manifest, TensorInfo, Variant, atomic_write_bytes, sha256_of, write_manifest
-from edgernn.errors import CheckFailedError
+from edgernn.errors import CheckFailedError, ExportError
 from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from edgernn.export.onnx_step import build_step_graph, state_description, step_io
 from edgernn.export.onnx_window import build_window_graph, window_io
 from edgernn.parity import VariantReport
 from edgernn.spec import ModelSpec
 from edgernn.staging import staged_dir
+
+FORMATS = ("onnx", "tflite")
 
 
 @dataclass
@@ -31,11 +33,19 @@ class ExportResult:
 
 
 def _versions() -> dict[str, str]:
+    from importlib import metadata
+
     import onnx
     import onnxruntime
 
-    return {"edgernn": __version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-            "numpy": np.__version__, "python": platform.python_version()}
+    versions = {"edgernn": __version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+                "numpy": np.__version__, "python": platform.python_version()}
+    for package in ("ai-edge-litert", "ai-edge-quantizer"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
 
 
 def _tensor_infos(pairs) -> tuple[TensorInfo, ...]:
@@ -68,6 +78,7 @@ def export_bundle(
     quantize: tuple[str, ...] = (),  # precisions beyond fp32: "fp16", "int8-dynamic", "int8-static"
     calibration: np.ndarray | None = None,  # normalised windows (N, T, F) for int8-static
     calibration_source: str = "",
+    formats: tuple[str, ...] = ("onnx",),  # "onnx" and/or "tflite"
     progress: bool = False,
 ) -> ExportResult:
     """Write ``out/`` with the window graph and manifest; validate every variant before calling it done.
@@ -93,6 +104,12 @@ def export_bundle(
     io = {graph: (ins, outs) for _, _, graph, _, _, ins, outs in files}
     files += [(q.name, q.file, q.graph, q.precision, q.model, *io[q.graph]) for q in extras.values() if q.precision != "fp32"]
 
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or "onnx" not in formats:
+        raise ExportError(f"formats must be onnx, or onnx,tflite (the ONNX fp32 window graph is every bundle's "
+                          f"reference variant), got {','.join(formats) or 'none'}")
+    tflite, tflite_note = _tflite_files(spec, weights, formats, quantize, calibration, progress)
+
     out = Path(out)
     with staged_dir(out) as tmp:
         variants = []
@@ -106,6 +123,17 @@ def export_bundle(
                 requires=extras[name].requires, precision_report=tuple(extras[name].report),
                 quantization=extras[name].quantization,
             ))
+        for t in tflite:
+            atomic_write_bytes(tmp / t.file, t.data)
+            variants.append(Variant(
+                name=t.name, file=t.file, format="tflite", graph=t.graph, precision=t.precision,
+                size=t.size, sha256=sha256_of(tmp / t.file), inputs=_tensor_infos(t.inputs),
+                outputs=_tensor_infos(t.outputs), state=streaming if t.graph == "step" else {},
+                precision_report=t.precision_report,
+                quantization={"tool": "edgernn + ai-edge-quantizer", "notes": t.notes} if t.precision != "fp32" else {},
+            ))
+        if tflite_note:
+            streaming = {**streaming, "tflite": tflite_note}
         target_info = {}
         if target is not None:
             from edgernn.export.targets import screen_variants, target_record
@@ -134,6 +162,17 @@ def export_bundle(
             ))
             write_manifest(tmp, manifest)
     return ExportResult(out, manifest, reports, time.perf_counter() - started)
+
+
+def _tflite_files(spec, weights, formats, quantize, calibration, progress):
+    """The TFLite variants asked for, or none with the reason a bidirectional model has none."""
+    if "tflite" not in formats:
+        return [], ""
+    if spec.bidirectional:
+        return [], "no TFLite files: TFLite export covers unidirectional models only"
+    from edgernn.export.tflite import tflite_variants
+
+    return tflite_variants(spec, weights, ("fp32", *quantize), calibration, progress=progress), ""
 
 
 def _precision_variants(spec, weights, files, quantize, calibration, calibration_source, **kwargs) -> dict:

@@ -87,6 +87,7 @@ class Model:
                  threads: int | None = None):
         self.spec, self.variant, self.path, self.backend, self.manifest = spec, variant, path, backend, manifest
         self.threads = threads
+        self.backend_choice = "auto"
 
     def window(self, x_normalized: np.ndarray) -> dict[str, np.ndarray]:
         """Run the window graph on normalised input ``(B, T, F)``: the graph's raw outputs."""
@@ -107,7 +108,7 @@ class Model:
         name = self.variant.name.replace("-window-", "-step-")
         step = self.manifest.variant(name)
         file = check_file(self.path.parent, step)
-        return StreamSession(self.spec, type(self.backend)(file, self.threads), batch)
+        return StreamSession(self.spec, open_backend(file, step.format, self.threads, self.backend_choice), batch)
 
     def predict(self, x: np.ndarray) -> Prediction:
         x = normalize_input(self.spec, check_windows(x, self.spec))
@@ -120,21 +121,55 @@ def _bare_variant(path: Path, graph: str) -> Variant:
                    size=path.stat().st_size, sha256="", inputs=(), outputs=())
 
 
-def load(path: Path | str, *, variant: str | None = None, threads: int | None = None) -> Model:
-    """Open a bundle folder (a variant of it, by name) or a bare ``.onnx`` file written by edgernn."""
+def open_backend(path: Path, format: str, threads: int | None, backend: str = "auto"):
+    """The backend for a model file: onnxruntime for .onnx; for .tflite the LiteRT interpreter
+    (``ai-edge-litert``) or ``tflite-runtime`` — the first installed, or the one named."""
+    if format == "tflite":
+        from edgernn.runtime.tflite_backend import TfliteBackend
+
+        return TfliteBackend(path, threads, runtime=backend if backend != "onnxruntime" else "auto")
+    if backend not in ("auto", "onnxruntime"):
+        raise BadInputError(f"{path.name} is an ONNX model: it runs on onnxruntime, not {backend}")
+    return OnnxBackend(path, threads)
+
+
+def load(path: Path | str, *, variant: str | None = None, threads: int | None = None, backend: str = "auto") -> Model:
+    """Open a bundle folder (a variant of it, by name) or a bare ``.onnx``/``.tflite`` file written by edgernn.
+
+    ``backend``: "auto", "onnxruntime", or for TFLite variants "ai-edge-litert" / "tflite-runtime".
+    """
     path = Path(path)
     if path.is_dir():
         manifest = read_manifest(path)
         chosen = manifest.variant(variant or DEFAULT_VARIANT)
         file = check_file(path, chosen)
-        return Model(manifest.spec, chosen, file, OnnxBackend(file, threads), manifest, threads)
+        model = Model(manifest.spec, chosen, file, open_backend(file, chosen.format, threads, backend), manifest,
+                      threads)
+        model.backend_choice = backend
+        return model
     if not path.exists():
         raise ModelFileError(f"{path}: no such bundle directory or model file")
+    if path.suffix == ".tflite":
+        return _load_bare_tflite(path, threads, backend)
     if path.suffix != ".onnx":
-        raise ModelFileError(f"{path}: not a model (expected a bundle folder or a .onnx file)")
-    backend = OnnxBackend(path, threads)
+        raise ModelFileError(f"{path}: not a model (expected a bundle folder, or a .onnx or .tflite file)")
+    backend = open_backend(path, "onnx", threads, backend)
     meta = dict(backend.session.get_modelmeta().custom_metadata_map)
     if "edgernn.spec" not in meta:
         raise ModelFileError(f"{path}: an ONNX model without edgernn metadata; export it with `edgernn export`")
     spec = ModelSpec.from_json(meta["edgernn.spec"])
     return Model(spec, _bare_variant(path, meta.get("edgernn.graph", "window")), path, backend, None, threads)
+
+
+def _load_bare_tflite(path: Path, threads: int | None, backend: str) -> Model:
+    from edgernn.runtime.tflite_backend import tflite_metadata
+
+    meta = tflite_metadata(path.read_bytes())
+    if "edgernn.spec" not in meta:
+        raise ModelFileError(f"{path}: a TFLite model without edgernn metadata; export it with `edgernn export`")
+    spec = ModelSpec.from_json(meta["edgernn.spec"])
+    graph = meta.get("edgernn.graph", "window")
+    variant = Variant(name=f"tflite-{graph}-file", file=path.name, format="tflite", graph=graph,
+                      precision=meta.get("edgernn.precision", "unknown"), size=path.stat().st_size, sha256="",
+                      inputs=(), outputs=())
+    return Model(spec, variant, path, open_backend(path, "tflite", threads, backend), None, threads)

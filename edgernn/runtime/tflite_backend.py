@@ -37,7 +37,8 @@ def interpreter_class(runtime: str = "auto"):
 
         return Interpreter, "tflite-runtime", getattr(tflite_runtime, "__version__", "unknown")
     except ImportError:
-        raise MissingDependencyError("ai-edge-litert (or tflite-runtime)", "tflite", "running a TFLite model") from None
+        wanted = "tflite-runtime" if runtime == "tflite-runtime" else "ai-edge-litert (or tflite-runtime)"
+        raise MissingDependencyError(wanted, "tflite", "running a TFLite model") from None
 
 
 def load_interpreter(model_path: Path | str | None = None, model_content: bytes | None = None,
