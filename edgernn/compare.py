@@ -110,14 +110,19 @@ def plot_comparison(report: ComparisonReport, path: Path) -> None:
 
     plt = _plt()
     panels = [
-        (f"{report.metric} (fp32 / int8)", lambda r: [r.fp32, r.int8 or 0.0]),
-        ("file size KiB (fp32 / int8)", lambda r: [r.fp32_size / 1024, (r.int8_size or 0) / 1024]),
-        ("latency (window ms, step µs)", lambda r: [r.window_ms, r.step_us or 0.0]),
+        (f"test {report.metric}", ("fp32", "int8"), lambda r: [r.fp32, r.int8 or 0.0]),
+        ("file size (KiB)", ("fp32", "int8"), lambda r: [r.fp32_size / 1024, (r.int8_size or 0) / 1024]),
+        ("fp32 latency, batch 1 (µs)", ("whole window", "one stream step"),
+         lambda r: [r.window_ms * 1000, r.step_us or 0.0]),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), dpi=110)
-    for ax, (title, values) in zip(axes, panels):
+    for ax, (title, legend, values) in zip(axes, panels):
         for k, r in enumerate(report.results):
-            ax.bar([k * 3, k * 3 + 1], values(r), color=["C0", "C1"], alpha=0.85)
+            bars = ax.bar([k * 3, k * 3 + 1], values(r), color=["C0", "C1"], alpha=0.85)
+            if k == 0:
+                bars[0].set_label(legend[0])
+                bars[1].set_label(legend[1])
+        ax.legend(fontsize=7)
         ax.set_xticks([k * 3 + 0.5 for k in range(len(report.results))], [r.cell.upper() for r in report.results])
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3, axis="y")

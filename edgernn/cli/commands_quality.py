@@ -80,11 +80,11 @@ def compare(task, data_path, head, window, horizon, stride, n, seed, hidden_size
         return
     click.echo(f"LSTM vs GRU on {report.data} ({report.metric}; int8 = int8-static)")
     click.echo(f"{'cell':<6}{'hidden':>7}{'params':>8}{'train s':>9}{'fp32':>10}{'int8':>10}"
-               f"{'fp32 KiB':>10}{'int8 KiB':>10}{'window ms':>11}{'step µs':>9}")
+               f"{'fp32 KiB':>10}{'int8 KiB':>10}{'window µs':>11}{'step µs':>9}")
     for r in report.results:
         int8 = fmt(r.int8) if r.int8 is not None else "-"
         int8_kib = f"{r.int8_size / 1024:.1f}" if r.int8_size else "-"
         step = f"{r.step_us:.1f}" if r.step_us is not None else "-"
         click.echo(f"{r.cell:<6}{r.hidden_size:>7}{r.parameters:>8}{r.train_seconds:>9.1f}{fmt(r.fp32):>10}{int8:>10}"
-                   f"{r.fp32_size / 1024:>10.1f}{int8_kib:>10}{r.window_ms:>11.3f}{step:>9}")
+                   f"{r.fp32_size / 1024:>10.1f}{int8_kib:>10}{r.window_ms * 1000:>11.1f}{step:>9}")
     click.echo(f"plot: {plot}")
