@@ -31,8 +31,17 @@ SITE="$WORK/site"               # runtime-only edgernn + numpy + onnxruntime (+ 
 SITE_TFLITE="$WORK/site-tflite" # tflite-runtime 2.14 needs numpy < 2: its own site
 HOSTPY="${PYTHON:-python}"
 export QEMU_CPU="${QEMU_CPU:-cortex-a72}"
-DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-DEBIAN_SECURITY="${DEBIAN_SECURITY:-http://deb.debian.org/debian-security}"
+apt_uri() {  # this machine's own Debian source for a suite, read from its apt configuration
+  { awk -v suite="$1" '/^URIs:/ {u = $2} /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == suite) print u}' \
+      /etc/apt/sources.list.d/*.sources 2>/dev/null
+    awk -v suite="$1" '$1 == "deb" && $3 == suite {print $2}' /etc/apt/sources.list 2>/dev/null; } | head -n 1
+}
+DEBIAN_MIRROR="${DEBIAN_MIRROR:-$(apt_uri bookworm)}"
+DEBIAN_SECURITY="${DEBIAN_SECURITY:-$(apt_uri bookworm-security)}"
+if [ -z "$DEBIAN_MIRROR" ]; then
+  echo "emulate_aarch64: no Debian bookworm source in this machine's apt configuration; set DEBIAN_MIRROR" >&2
+  exit 2
+fi
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 DEBS=(libc6 libgcc-s1 libstdc++6 zlib1g libexpat1 libffi8 libssl3 libbz2-1.0 liblzma5 libsqlite3-0 libuuid1
       libtinfo6 libncursesw6 libreadline8 libcrypt1 media-types
