@@ -82,6 +82,7 @@ class Manifest:
     probe: dict[str, Any] = field(default_factory=dict)  # stored inputs/outputs for `verify`
     data: dict[str, Any] = field(default_factory=dict)  # the training DataSource, to rebuild its test split
     target: dict[str, Any] = field(default_factory=dict)  # `export --target-runtime`: limits, refused variants
+    module: dict[str, Any] = field(default_factory=dict)  # exported from the user's nn.Module: path, input, lint
     created: str = ""
     manifest_version: int = MANIFEST_VERSION
 
@@ -104,6 +105,7 @@ class Manifest:
             "probe": self.probe,
             "data": self.data,
             "target": self.target,
+            **({"module": self.module} if self.module else {}),
         }
 
     @classmethod
@@ -116,6 +118,7 @@ class Manifest:
             probe=dict(d.get("probe", {})),
             data=dict(d.get("data", {})),
             target=dict(d.get("target", {})),
+            module=dict(d.get("module", {})),
             created=d.get("created", ""),
             manifest_version=int(d.get("manifest_version", MANIFEST_VERSION)),
         )

@@ -50,6 +50,8 @@ class ModelSpec:
     (``head_input``). What cannot be known about such a module is left out: ``cell``,
     ``input_size``, ``hidden_size``, ``num_layers`` and ``head`` may then be None (``head`` None: the
     runtime returns the module's outputs as they are), and None fields are not written to the JSON.
+    For a module written by ``torch.onnx.export`` (the manifest's ``module.path``), ``cell``,
+    ``hidden_size`` and ``num_layers`` describe its one LSTM/GRU when it has one, not the whole model.
     """
 
     cell: str | None = None

@@ -23,6 +23,10 @@ from edgernn.parity import (
 def reference_weights(bundle_dir: Path, checkpoint: Path | None) -> tuple[dict[str, np.ndarray], bool]:
     """Weights for the references: the checkpoint's, or those held by the bundle's fp32 window graph."""
     manifest = read_manifest(bundle_dir)
+    if not manifest.spec.plain or manifest.module.get("path", "recognised") != "recognised":
+        raise BadInputError(f"{bundle_dir}: exported from the module {manifest.spec.module} with parts the NumPy "
+                            "reference does not describe; its parity against the module was checked at export and "
+                            "is in the manifest (edgernn info); export it again to check again")
     if checkpoint is not None:
         from edgernn.checkpoint import load_checkpoint
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from edgernn.cli import cli, emit_json, fmt, stderr_is_tty
+from edgernn.cli.export_module import module_options
 from edgernn.cli.options import data_options, data_source
 
 
@@ -51,6 +52,7 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
 
 
 @cli.command()
+@module_options
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="bundle folder to write")
 @click.option("--no-validate", is_flag=True, help="skip the parity check (not recommended)")

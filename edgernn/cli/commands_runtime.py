@@ -73,7 +73,8 @@ def info(model, as_json):
     spec = d.get("spec")
     if spec and spec.get("module"):  # exported from the user's own module: fields not known are left out
         how = d.get("module", {}).get("path", "")
-        click.echo(f"{spec['module']} ({spec.get('cell', 'recurrent').upper()} module{', ' + how if how else ''}) → "
+        cell = f"{spec['cell'].upper()} " if spec.get("cell") else ""
+        click.echo(f"{spec['module']} ({cell}module{', ' + how if how else ''}) → "
                    f"{spec.get('head') or 'raw outputs'} ({spec['output_size']} outputs)")
     elif spec:
         arch = f"{spec['num_layers']}-layer {'bidirectional ' if spec['bidirectional'] else ''}{spec['cell'].upper()}"

@@ -30,9 +30,11 @@ class Prediction:
 
     @property
     def classes(self) -> np.ndarray:
-        return self.values.argmax(axis=1)
+        return self.values.argmax(axis=-1)
 
     def records(self) -> list[dict[str, Any]]:
+        if self.values.ndim > 2:  # a head on every step: one row of values per step
+            return [{"prediction": np.round(row.astype(np.float64), 6).tolist()} for row in self.values]
         if self.head != "classification":
             return [{"prediction": [float(v) for v in row]} for row in self.values]
         names = self.labels or tuple(str(k) for k in range(self.values.shape[1]))
@@ -59,7 +61,34 @@ def postprocess(spec: ModelSpec, y: np.ndarray) -> Prediction:
     return Prediction(spec.head, values)
 
 
+def check_ids(x: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """Token ids ``(N, T)`` for a model with an Embedding in front: integers, never normalised."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise BadInputError(f"expected token ids of shape (N, T), got {tuple(x.shape)}")
+    if not np.issubdtype(x.dtype, np.integer):
+        if not np.issubdtype(x.dtype, np.number) or not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
+            raise BadInputError(f"expected integer token ids, got values of type {x.dtype}")
+    if x.min() < 0 or x.max() >= spec.vocab_size:
+        raise BadInputError(f"expected token ids in 0..{spec.vocab_size - 1}, got ids from {x.min()} to {x.max()}")
+    return x.astype(np.int64)
+
+
+def check_lengths(lengths, x: np.ndarray) -> np.ndarray:
+    """Each window's real length, for padded batches: ``(N,)`` integers in 1..T."""
+    n, t = x.shape[:2]
+    lengths = np.asarray(lengths)
+    if lengths.shape != (n,) or not np.issubdtype(lengths.dtype, np.integer):
+        raise BadInputError(f"expected lengths as {n} integers (one per window), got shape {lengths.shape} "
+                            f"of type {lengths.dtype}")
+    if lengths.min() < 1 or lengths.max() > t:
+        raise BadInputError(f"expected lengths in 1..{t} (the padded length), got {lengths.min()}..{lengths.max()}")
+    return lengths.astype(np.int64)
+
+
 def check_windows(x: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    if spec.vocab_size:
+        return check_ids(x, spec)
     x = np.asarray(x)
     F = spec.input_size
     if x.ndim != 3 or x.shape[2] != F:
@@ -77,6 +106,8 @@ def check_windows(x: np.ndarray, spec: ModelSpec) -> np.ndarray:
 
 def normalize_input(spec: ModelSpec, x: np.ndarray) -> np.ndarray:
     norm = spec.normalization
+    if spec.vocab_size:
+        return x  # token ids are never normalised
     if norm is None or not norm.x_mean:
         return x.astype(np.float32)
     return ((x - np.asarray(norm.x_mean, np.float32)) / np.asarray(norm.x_std, np.float32)).astype(np.float32)
@@ -89,11 +120,22 @@ class Model:
         self.threads = threads
         self.backend_choice = "auto"
 
-    def window(self, x_normalized: np.ndarray) -> dict[str, np.ndarray]:
-        """Run the window graph on normalised input ``(B, T, F)``: the graph's raw outputs."""
+    def window(self, x_normalized: np.ndarray, lengths: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Run the window graph on normalised input ``(B, T, F)`` (or token ids ``(B, T)``), with each
+        window's real length when the graph takes ``lengths`` (default: all of it): the raw outputs."""
         if self.variant.graph != "window":
             raise BadInputError(f"variant {self.variant.name} is a {self.variant.graph} graph; pick a window variant")
-        return self.backend.run({"x": np.ascontiguousarray(x_normalized, np.float32)})
+        x = np.ascontiguousarray(x_normalized, np.int64 if self.spec.vocab_size else np.float32)
+        expected = self.variant.inputs[0].shape if self.variant.inputs and self.variant.format == "onnx" else ()
+        if len(expected) == x.ndim and any(isinstance(e, int) and e != n for e, n in zip(expected, x.shape)):
+            shape = ", ".join(str(e) for e in expected)  # fixed axes, e.g. a length a module's trace fixed
+            raise BadInputError(f"expected input of shape ({shape}), got {tuple(x.shape)}")
+        feeds = {"x": x}
+        if "lengths" in getattr(self.backend, "input_names", ()):
+            feeds["lengths"] = np.full(x.shape[0], x.shape[1], np.int64) if lengths is None else lengths
+        elif lengths is not None:
+            raise BadInputError("this model takes no lengths: it was exported from a module without them")
+        return self.backend.run(feeds)
 
     def stream(self, batch: int = 1):
         """A StreamSession on this model's step graph (the bundle's step variant of the same precision)."""
@@ -110,9 +152,12 @@ class Model:
         file = check_file(self.path.parent, step)
         return StreamSession(self.spec, open_backend(file, step.format, self.threads, self.backend_choice), batch)
 
-    def predict(self, x: np.ndarray) -> Prediction:
+    def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> Prediction:
+        """Windows ``(N, T, F)`` in data units (or token ids ``(N, T)``); ``lengths`` (N,) for padded windows."""
         x = normalize_input(self.spec, check_windows(x, self.spec))
-        ys = [self.window(x[i : i + CHUNK])["y"] for i in range(0, len(x), CHUNK)]
+        lengths = None if lengths is None else check_lengths(lengths, x)
+        ys = [self.window(x[i : i + CHUNK], None if lengths is None else lengths[i : i + CHUNK])["y"]
+              for i in range(0, len(x), CHUNK)]
         return postprocess(self.spec, np.concatenate(ys))
 
 

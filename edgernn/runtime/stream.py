@@ -28,9 +28,10 @@ class StreamSession:
 
     def reset(self, stream: int | None = None) -> None:
         """Zero the state of every stream, or of one."""
-        shape = (self.spec.num_layers, self.batch, self.spec.hidden_size)
+        L, B = self.spec.num_layers, self.batch
+        sizes = {"h_in": self.spec.state_size, "c_in": self.spec.hidden_size}  # h is projected when proj_size > 0
         if stream is None:
-            self.state = {name: np.zeros(shape, np.float32) for name in self._state_names}
+            self.state = {name: np.zeros((L, B, sizes[name]), np.float32) for name in self._state_names}
             self.steps = 0
         else:
             for s in self.state.values():
@@ -44,7 +45,14 @@ class StreamSession:
         return out["y"]
 
     def step(self, frame) -> Prediction:
-        """Advance with one frame per stream, ``(F,)`` or ``(B, F)`` in data units."""
+        """Advance with one frame per stream, ``(F,)`` or ``(B, F)`` in data units (a token id per stream
+        for a model with an Embedding in front)."""
+        if self.spec.vocab_size:
+            ids = np.asarray(frame).reshape(-1)
+            if ids.shape != (self.batch,) or not np.issubdtype(ids.dtype, np.integer) \
+                    or ids.min() < 0 or ids.max() >= self.spec.vocab_size:
+                raise BadInputError(f"expected {self.batch} token id(s) in 0..{self.spec.vocab_size - 1}, got {frame!r}")
+            return postprocess(self.spec, self.step_raw(ids.astype(np.int64)))
         x = np.asarray(frame, np.float32)
         if x.ndim == 1:
             x = x[None, :]

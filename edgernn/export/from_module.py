@@ -1,0 +1,324 @@
+"""Export the user's own ``nn.Module``: ``export_module(module, example_input, out="bundle/")``.
+
+1. **Inspect** (``module_lint``): eval mode, hooks on the recurrent layers, probes of other batch
+   sizes and lengths.
+2. **Choose the path.** A module that *is* (Embedding →) LSTM/GRU → Linear, measured so on probes
+   (``module_map``), is written by edgernn's own writers: plain ones by the same code as a
+   checkpoint (``export_bundle``: quantization, targets, step graph), the rest — padded batches with
+   lengths, proj_size, token ids, a head on every step or on both directions' final states — by
+   ``module_graph``. Anything else goes through ``torch.onnx.export`` (``module_torch``).
+3. **Lint**, before any conversion: handed to ``on_lint`` (the CLI prints it) and kept in the manifest.
+4. **Write and check**: every variant against the module itself (and the NumPy reference where the
+   RNN was recognised); the bundle appears only when all pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from edgernn.bundle import Manifest, atomic_write_bytes, write_manifest
+from edgernn.errors import BadInputError, CheckFailedError, EdgeRnnError, ExportError
+from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
+from edgernn.export.module_bundle import Built, check_bundle, finish_manifest, window_runner, write_files
+from edgernn.export.module_lint import (RNN_TYPES, LintItem, ModuleFacts, batch_first_numpy, inspect_module, lint,
+                                        probe_inputs)
+from edgernn.export.module_map import Recognised, recognise
+from edgernn.export.module_parity import bundle_parity, module_outputs
+from edgernn.export.module_torch import EXPORTERS, BatchFirst, attach_head, export_head, export_window, first_line
+from edgernn.parity import VariantReport
+from edgernn.spec import HEADS, ModelSpec
+from edgernn.staging import staged_dir
+
+@dataclass
+class ModuleExportResult:
+    bundle_dir: Path
+    manifest: Manifest
+    reports: list[VariantReport]
+    lint: list[LintItem]
+    path: str  # "recognised" | "torch.onnx.export"
+    exporter: str  # "edgernn" | "torchscript" | "dynamo"
+    seconds: float
+
+
+def export_module(
+    module: nn.Module,
+    example_input,
+    out: Path | str,
+    *,
+    lengths: bool | None = None,
+    head: str | None = None,
+    labels: Sequence[str] = (),
+    task: str | None = None,
+    split: tuple[str, str] | None = None,
+    exporter: str = "auto",
+    validate: bool = True,
+    ir_version: int = DEFAULT_IR_VERSION,
+    opset: int = DEFAULT_OPSET,
+    on_lint: Callable[[list[LintItem]], None] | None = None,
+    **bundle_options,
+) -> ModuleExportResult:
+    """Export ``module`` (with its weights loaded) to a bundle at ``out``.
+
+    ``example_input``: a tensor ``(batch, time, features)`` — or ``(batch, time)`` token ids — in
+    the layout ``forward`` takes, or ``(x, lengths)`` for a forward that takes lengths.
+    ``head``/``labels``: what the outputs are (``classification`` gets probabilities at run time);
+    left unknown by default. ``split=(backbone, head)``: layer names, to get a step graph for a
+    module edgernn does not recognise. ``exporter``: ``auto``, ``edgernn`` (own writers only),
+    ``torchscript`` or ``dynamo``. ``bundle_options`` go to ``export_bundle`` for plain modules
+    (e.g. ``quantize=``).
+    """
+    started = time.perf_counter()
+    if exporter not in ("auto", "edgernn", *EXPORTERS):
+        raise BadInputError(f"exporter must be one of auto, edgernn, {', '.join(EXPORTERS)}, got {exporter!r}")
+    if head is not None and head not in HEADS:
+        raise BadInputError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+    facts = inspect_module(module, example_input, lengths=lengths, opset=opset)
+    try:
+        return _export(facts, Path(out), head=head, labels=tuple(labels), task=task, split=split, exporter=exporter,
+                       validate=validate, ir_version=ir_version, opset=opset, on_lint=on_lint, started=started,
+                       bundle_options=bundle_options)
+    except (EdgeRnnError, KeyboardInterrupt):
+        raise
+    except Exception as e:  # never a stack trace from deep inside an exporter: one line, the cause chained
+        raise ExportError(f"cannot export {type(module).__name__}: {type(e).__name__}: {first_line(e)}") from e
+    finally:
+        if facts.was_training:
+            module.train()
+
+
+def _export(facts: ModuleFacts, out: Path, *, head, labels, task, split, exporter, validate, ir_version, opset,
+            on_lint, started, bundle_options) -> ModuleExportResult:
+    cls = facts.name.rsplit(".", 1)[-1]
+    recognised, reason = None, f"exporter {exporter!r} was asked for"
+    if exporter in ("auto", "edgernn"):
+        recognised, reason = recognise(facts, head=head, labels=labels, task=task)
+    if recognised is None:
+        _refuse_generic(facts, cls, reason, exporter)
+    backbone, head_layer = _split_layers(facts, split) if split else (None, None)
+    if recognised is not None:  # edgernn's own step graph already streams it (unless bidirectional)
+        backbone, head_layer = None, None
+    path = "recognised" if recognised else "torch.onnx.export"
+    streams = backbone is not None or (recognised is not None and not recognised.spec.bidirectional)
+    items = lint(facts, path=path, streams=streams, reason=reason if recognised is None else "")
+    if on_lint is not None:
+        on_lint(items)
+
+    plain = recognised is not None and recognised.spec.plain and not facts.takes_lengths
+    versions = {"ir_version": ir_version, "opset": opset}
+    with staged_dir(out) as tmp:
+        if plain:
+            manifest, numpy_reports = _plain_bundle(recognised, tmp, validate, versions, bundle_options)
+            built = Built(recognised.spec, None, None, manifest.streaming, "edgernn", weights=recognised.weights,
+                           layers=recognised.layers)
+        else:
+            if recognised is not None:
+                built = _recognised_graphs(facts, recognised, versions)
+            else:
+                built = _generic_graphs(facts, tmp, exporter, validate, versions, head=head, labels=labels, task=task,
+                                        reason=reason, backbone=backbone, head_layer=head_layer, split=split)
+            manifest, numpy_reports = write_files(facts, built, tmp), []
+            write_manifest(tmp, manifest)
+        reports = check_bundle(facts, built, tmp, manifest) if validate else []
+        failed = [r for r in reports + numpy_reports if not r.passed]
+        if failed:
+            worst = "; ".join(f"{r.variant}: max abs {r.worst()['max_abs']:.3g}" for r in failed)
+            raise CheckFailedError(f"parity with the module failed, bundle not written ({worst})")
+        manifest = finish_manifest(manifest, facts, built, items, reports, path, started)
+        write_manifest(tmp, manifest)
+    return ModuleExportResult(out, manifest, reports, items, path, built.exporter, time.perf_counter() - started)
+
+
+# --------------------------------------------------------------------------------------------
+# Paths
+# --------------------------------------------------------------------------------------------
+
+
+def _refuse_generic(facts: ModuleFacts, cls: str, reason: str, exporter: str) -> None:
+    """What neither torch exporter can do: one line, naming the layer."""
+    if exporter == "edgernn":
+        raise ExportError(f"cannot write {cls} with edgernn's own writers: {reason}")
+    own = "edgernn writes it itself only when the module is (Embedding →) LSTM/GRU → Linear"
+    if facts.packed:
+        raise ExportError(f"cannot export {cls}: its forward packs sequences (pack_padded_sequence), which "
+                          f"torch.onnx.export cannot convert, and {own} ({reason})")
+    for name, m in facts.recurrent:
+        if isinstance(m, nn.LSTM) and m.proj_size:
+            raise ExportError(f"cannot export {cls}: LSTM '{name}' has proj_size={m.proj_size}, which torch.onnx.export "
+                              f"rejects, and {own} ({reason})")
+
+
+def _split_layers(facts: ModuleFacts, split) -> tuple[nn.Module, nn.Module]:
+    names = [n for n, _ in facts.module.named_modules() if n]
+    try:
+        backbone_name, head_name = split
+        backbone, head = facts.module.get_submodule(backbone_name), facts.module.get_submodule(head_name)
+    except (AttributeError, ValueError, TypeError):
+        raise BadInputError(f"split must name two layers of the module (backbone, head), got {split!r}; "
+                            f"its layers: {', '.join(names)}") from None
+    if not isinstance(backbone, RNN_TYPES) or backbone.bidirectional:
+        raise BadInputError(f"split: the backbone must be a unidirectional nn.LSTM or nn.GRU, got "
+                            f"{type(backbone).__name__} '{backbone_name}'{' (bidirectional)' if getattr(backbone, 'bidirectional', False) else ''}")
+    if facts.takes_ids or facts.example[0].shape[-1] != backbone.input_size:
+        raise BadInputError(f"split: the backbone '{backbone_name}' must take the module's input as it comes "
+                            f"({backbone.input_size} features); the module's input has shape {tuple(facts.example[0].shape)}")
+    return backbone, head
+
+
+def _plain_bundle(recognised: Recognised, tmp: Path, validate: bool, versions: dict, options: dict):
+    """The same bundle as for a checkpoint, validated against the NumPy reference by ``export_bundle``."""
+    from edgernn.export.bundle_writer import export_bundle
+
+    inner = tmp / "bundle"
+    result = export_bundle(recognised.spec, recognised.weights, inner, validate=validate, **versions, **options)
+    for item in inner.iterdir():
+        item.rename(tmp / item.name)
+    inner.rmdir()
+    return result.manifest, list(result.reports)
+
+
+def _recognised_graphs(facts: ModuleFacts, recognised: Recognised, versions: dict) -> Built:
+    from edgernn.export import module_graph
+
+    spec, weights = recognised.spec, recognised.weights
+    window = module_graph.build_window_graph(spec, weights, lengths=facts.takes_lengths, **versions)
+    if spec.bidirectional:
+        step, streaming = None, {"supported": False, "reason": "bidirectional: the backward direction needs the "
+                                                                "whole window, so it cannot stream"}
+    else:
+        step = module_graph.build_step_graph(spec, weights, **versions)
+        streaming = {"supported": True, **module_graph.state_description(spec)}
+    return Built(spec, window, step, streaming, "edgernn", weights=weights, layers=recognised.layers)
+
+
+def _output_time_major(facts: ModuleFacts) -> bool:
+    """Does a time-major module also return its first output time-major? Measured with batch ≠ time."""
+    if not facts.time_major:
+        return False
+    B, T = facts.batch, facts.length
+    b = B + 2 if facts.batch_flexible and B == T else B
+    t = T + 3 if facts.time_flexible and b == T else T
+    with torch.no_grad():
+        y = module_outputs(facts, probe_inputs(facts, b, t, seed=5), output_time_major=False)[0]
+    return y.ndim >= 2 and y.shape[0] == t and y.shape[1] == b and b != t
+
+
+def _generic_spec(facts: ModuleFacts, y: np.ndarray, backbone: nn.Module | None, head, labels, task) -> ModelSpec:
+    rnns = [m for _, m in facts.recurrent]
+    rnn = backbone if backbone is not None else (rnns[0] if len(rnns) == 1 and isinstance(rnns[0], RNN_TYPES) else None)
+    known = {}
+    if rnn is not None:  # the module's one LSTM/GRU: what is known of it
+        known = dict(cell="lstm" if isinstance(rnn, nn.LSTM) else "gru", hidden_size=rnn.hidden_size,
+                     num_layers=rnn.num_layers, bidirectional=rnn.bidirectional, dropout=float(rnn.dropout),
+                     proj_size=getattr(rnn, "proj_size", 0))
+    every = y.ndim == 3 and y.shape[1] == facts.length
+    return ModelSpec(module=facts.name, head=head, labels=labels, task=task,
+                     input_size=None if facts.takes_ids else int(facts.example[0].shape[-1]),
+                     num_layers=known.pop("num_layers", None), output_size=int(y.shape[-1]) if y.ndim >= 2 else 1,
+                     head_input="every_step" if every else "last_step",
+                     vocab_size=facts.vocab if facts.takes_ids else 0, **known)
+
+
+def _generic_graphs(facts: ModuleFacts, tmp: Path, exporter: str, validate: bool, versions: dict, *, head, labels,
+                    task, reason, backbone, head_layer, split) -> Built:
+    """torch.onnx.export, exporter by exporter, until one converts and matches the module."""
+    from edgernn.export import module_graph
+
+    out_tm = _output_time_major(facts)
+    B = max(2, facts.batch) if facts.batch_flexible else facts.batch
+    args = probe_inputs(facts, B, facts.length, seed=3)
+    wants = module_outputs(facts, args, output_time_major=out_tm)
+    spec = _generic_spec(facts, wants[0], backbone, head, labels, task)
+    feeds = batch_first_numpy(facts, args)
+    wrapper = BatchFirst(facts.module, facts.time_major, out_tm).eval()
+    names = dict(input_names=list(feeds), output_names=["y"] + [f"y_{k}" for k in range(1, len(wants))])
+    tried, window, used = [], None, None
+    for name in (EXPORTERS if exporter == "auto" else (exporter,)):
+        started = time.perf_counter()
+        try:
+            model, note = export_window(wrapper, tuple(torch.from_numpy(v) for v in feeds.values()), exporter=name,
+                                  batch_dynamic=facts.batch_flexible, time_dynamic=facts.time_flexible, **names, **versions)
+        except EdgeRnnError as e:
+            tried.append({"exporter": name, "seconds": round(time.perf_counter() - started, 3), "result": str(e)})
+            continue
+        except Exception as e:  # the exporter's own error: kept as one line
+            tried.append({"exporter": name, "seconds": round(time.perf_counter() - started, 3),
+                          "result": f"{type(e).__name__}: {first_line(e)}"})
+            continue
+        seconds = round(time.perf_counter() - started, 3)
+        model = _with_metadata(model, spec, "window")
+        problem = _window_problem(facts, spec, model, tmp, out_tm) if validate else ""
+        tried.append({"exporter": name, "seconds": seconds, "result": problem or ("ok; " + note if note else "ok")})
+        if not problem:
+            window, used = model, name
+            break
+    if window is None:
+        raise ExportError(_failure_line(facts, tried))
+
+    streaming = {"supported": False, "reason": f"{reason}; edgernn streams an LSTM/GRU followed by a per-step head: "
+                                               "declare split=(backbone, head) if the module is one"}
+    step = None
+    if backbone is not None:
+        as_np = lambda t: t.detach().numpy().astype(np.float32)  # noqa: E731
+        weights = {f"rnn.{k}": as_np(v) for k, v in backbone.state_dict().items()}
+        if isinstance(head_layer, nn.Linear):
+            weights["head.weight"] = as_np(head_layer.weight)
+            weights["head.bias"] = as_np(head_layer.bias) if head_layer.bias is not None else \
+                np.zeros(head_layer.out_features, np.float32)
+            step = module_graph.build_step_graph(spec, weights, **versions)
+        else:
+            features = module_graph.build_step_graph(spec, weights, head=False, **versions)
+            head_model = export_head(head_layer, spec.state_size, **versions)
+            outputs = ["y", "h_out"] + (["c_out"] if spec.has_cell_state else [])
+            step = attach_head(features, head_model, outputs)
+        streaming = {"supported": True, "split": list(split), **module_graph.state_description(spec)}
+    return Built(spec, window, step, streaming, used, output_time_major=out_tm, tried=tried,
+                  layers={"backbone": split[0], "head": split[1]} if backbone is not None else {})
+
+
+def _with_metadata(model: onnx.ModelProto, spec: ModelSpec, graph: str) -> onnx.ModelProto:
+    import json
+
+    from edgernn import __version__
+
+    onnx.helper.set_model_props(model, {"edgernn.spec": json.dumps(spec.to_dict()), "edgernn.graph": graph,
+                                        "edgernn.version": __version__})
+    return model
+
+
+def _window_problem(facts: ModuleFacts, spec: ModelSpec, model: onnx.ModelProto, tmp: Path, out_tm: bool) -> str:
+    """Why this exported window graph will not do ("" when it matches the module)."""
+    from edgernn.runtime.backends import OnnxBackend
+
+    path = tmp / ".candidate.onnx"
+    atomic_write_bytes(path, model.SerializeToString())
+    try:
+        backend = OnnxBackend(path)
+    except EdgeRnnError as e:
+        return str(e)
+    finally:
+        path.unlink(missing_ok=True)
+    run = window_runner(backend)
+    try:
+        report = bundle_parity(facts, spec, {"candidate": ("fp32", run)}, {}, output_time_major=out_tm)[0]
+    except Exception as e:  # the runtime's own error on a probe, e.g. a length the trace fixed
+        return f"fails on the probes ({type(e).__name__}: {first_line(e)})"
+    if report.passed:
+        return ""
+    return f"does not match the module (max abs {report.worst()['max_abs']:.3g})"
+
+
+def _failure_line(facts: ModuleFacts, tried: list[dict]) -> str:
+    cls = facts.name.rsplit(".", 1)[-1]
+    names = {"torchscript": "torch.onnx.export (TorchScript)", "dynamo": "torch.export (dynamo)"}
+    if facts.unconvertible:
+        return (f"cannot export {cls}: {', '.join(facts.unconvertible)} has no ONNX conversion in "
+                f"{' nor '.join(names[t['exporter']] for t in tried)}")
+    return f"cannot export {cls}: " + "; ".join(f"{names[t['exporter']]}: {t['result']}" for t in tried)
