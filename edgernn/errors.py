@@ -35,8 +35,6 @@ class CheckFailedError(EdgeRnnError):
 class MissingDependencyError(EdgeRnnError):
     """An optional dependency (an extra) is needed for this command."""
 
-    def __init__(self, package: str, extra: str, purpose: str):
-        super().__init__(
-            f"{purpose} needs {package}, which is not installed: "
-            f"pip install 'edgernn[{extra}]'"
-        )
+    def __init__(self, package: str, extra: str | None, purpose: str):
+        fix = f"pip install 'edgernn[{extra}]'" if extra else f"pip install {package}"
+        super().__init__(f"{purpose} needs {package}, which is not installed: {fix}")

@@ -128,6 +128,7 @@ EOF
 default_bundles() {  # train and export a small LSTM and GRU on the host, every precision export offers
   local quantize=() name
   if "$HOSTPY" -m edgernn export --help | grep -q -- "--quantize"; then quantize=(--quantize fp16,int8-dynamic,int8-static); fi
+  if [[ "${EMU_TFLITE:-0}" == 1 ]]; then quantize+=(--format onnx,tflite); fi
   "$HOSTPY" -m edgernn train --task sum --cell lstm --layers 2 --hidden 12 --epochs 3 --samples 400 --quiet --out "$WORK/run-lstm" >/dev/null
   "$HOSTPY" -m edgernn train --task bands --cell gru --hidden 10 --epochs 3 --samples 400 --quiet --out "$WORK/run-gru" >/dev/null
   for name in lstm gru; do

@@ -18,7 +18,7 @@ class OnnxBackend:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise MissingDependencyError("onnxruntime", "runtime", "running an ONNX model") from None
+            raise MissingDependencyError("onnxruntime", None, "running an ONNX model") from None
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
