@@ -326,6 +326,27 @@ def test_projected_lstm_in_an_unrecognised_module_is_refused_in_one_line(tmp_pat
         edgernn.export(ProjThenNorm(), torch.randn(2, 6, F), out=tmp_path / "b")
 
 
+def test_packed_sequences_outside_the_recognised_structure_are_refused_in_one_line(tmp_path):
+    class PackedThenNorm(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gru = torch.nn.GRU(F, 6, batch_first=True)
+            self.norm = torch.nn.LayerNorm(6)
+            self.fc = torch.nn.Linear(6, 2)
+
+        def forward(self, x, lengths):
+            _, h = self.gru(torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False))
+            return self.fc(self.norm(h[-1]))
+
+    example = (torch.randn(3, 8, F), torch.tensor([8, 3, 5]))
+    with pytest.raises(edgernn.errors.ExportError, match=r"forward packs sequences \(pack_padded_sequence\), which "
+                                                         r"torch.onnx.export cannot convert.*LayerNorm 'norm'"):
+        edgernn.export(PackedThenNorm(), example, out=tmp_path / "b")
+    with pytest.raises(edgernn.errors.ExportError, match="cannot write StackedWithNorm with edgernn's own writers"):
+        edgernn.export(bm.StackedWithNorm(), torch.randn(2, 6, F), out=tmp_path / "c", exporter="edgernn")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
 def test_info_describes_a_module_bundle(exported):
     _, result = exported("stacked_with_norm")
     out = invoke("info", result.bundle_dir)

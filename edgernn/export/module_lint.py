@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import os
 import re
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -196,9 +195,10 @@ def _runs(module: nn.Module, inputs) -> bool:
 
 def unconvertible_ops(module: nn.Module, inputs, opset: int) -> list[str]:
     """Operators of the traced forward with no ONNX conversion, each with where it is written."""
+    from edgernn.export.module_torch import quiet
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet():
             graph, ops = torch.onnx.utils.unconvertible_ops(module, inputs, opset_version=opset)
     except Exception:  # tracing itself failed (e.g. packed sequences): the export will say more
         return []
