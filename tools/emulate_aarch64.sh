@@ -33,8 +33,8 @@ HOSTPY="${PYTHON:-python}"
 export QEMU_CPU="${QEMU_CPU:-cortex-a72}"
 apt_uri() {  # this machine's own Debian source for a suite, read from its apt configuration
   { awk -v suite="$1" '/^URIs:/ {u = $2} /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == suite) print u}' \
-      /etc/apt/sources.list.d/*.sources 2>/dev/null
-    awk -v suite="$1" '$1 == "deb" && $3 == suite {print $2}' /etc/apt/sources.list 2>/dev/null; } | head -n 1
+      /etc/apt/sources.list.d/*.sources 2>/dev/null || true
+    awk -v suite="$1" '$1 == "deb" && $3 == suite {print $2}' /etc/apt/sources.list 2>/dev/null || true; } | head -n 1
 }
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-$(apt_uri bookworm)}"
 DEBIAN_SECURITY="${DEBIAN_SECURITY:-$(apt_uri bookworm-security)}"

@@ -26,7 +26,11 @@ from edgernn.cli import cli, emit_json
 @click.option("--on-error", type=click.Choice(["skip", "stop"]), default="skip", show_default=True,
               help="--stream: a bad line is reported on stderr and skipped, or stops the stream (exit 2)")
 @click.option("--reset-every", type=int, help="--stream: clear the state every N frames (an empty line also resets)")
-def run(model, input_path, stream, output, fmt_name, variant, threads, backend, on_error, reset_every):
+@click.option("--lengths", "lengths_path", type=click.Path(path_type=Path),
+              help="each window's real length (.npy or one integer per line), for padded windows of models "
+              "exported with lengths")
+def run(model, input_path, stream, output, fmt_name, variant, threads, backend, on_error, reset_every,
+        lengths_path):
     """Predict with a bundle or a bare .onnx file, without torch.
 
     Inputs are in your data's units: the bundle's normalisation is applied, and outputs are
@@ -49,8 +53,9 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
         return
     if input_path is None:
         raise BadInputError("give --input FILE with windows to predict, or --stream to read frames from stdin")
-    x = load_inputs(input_path, input_size=m.spec.input_size)
-    records = m.predict(x).records()
+    x = read_integers(input_path, "token ids") if m.spec.vocab_size else load_inputs(input_path, input_size=m.spec.input_size)
+    lengths = None if lengths_path is None else read_integers(lengths_path, "lengths").reshape(-1)
+    records = m.predict(x, lengths=lengths).records()
     text = render(records, fmt_name)
     if output is None:
         click.echo(text, nl=False)
@@ -142,3 +147,22 @@ def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> N
         click.echo(summary.line(), err=True)
     else:
         click.echo(f"stream interrupted after {session.steps} steps since the last reset", err=True)
+
+
+def read_integers(path: Path, what: str):
+    """Integers from .npy, or from .csv/.txt (comma-separated, one row per window): token ids or lengths."""
+    import numpy as np
+
+    from edgernn.errors import BadInputError
+
+    if not Path(path).is_file():
+        raise BadInputError(f"{path}: no such file")
+    try:
+        values = np.load(path) if Path(path).suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
+    except ValueError as e:
+        raise BadInputError(f"{path}: expected {what} as integers, could not read them ({e})") from None
+    if values.size == 0:
+        raise BadInputError(f"{path}: no {what} in the file")
+    if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+        raise BadInputError(f"{path}: expected {what} as integers, got other numbers")
+    return values.astype(np.int64)
