@@ -62,6 +62,7 @@ class TfliteBackend:
                  model_content: bytes | None = None):
         _, self.name, self.version = interpreter_class(runtime)
         self.path = path
+        self._source = (path, model_content, threads, runtime)
         self.interpreter = load_interpreter(path, model_content, threads, runtime)
         self._inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
         self._outputs = self.interpreter.get_output_details()
@@ -73,16 +74,23 @@ class TfliteBackend:
         return cls(None, threads, runtime=runtime, model_content=bytes(data))
 
     def _resize(self, feeds: dict[str, np.ndarray]) -> None:
-        changed = False
-        for name, detail in self._inputs.items():
-            shape = tuple(np.shape(feeds[name]))
-            if shape != tuple(detail["shape"]):
-                self.interpreter.resize_tensor_input(detail["index"], list(shape), strict=False)
-                changed = True
-        if changed:
-            self.interpreter.allocate_tensors()
-            self._inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
-            self._outputs = self.interpreter.get_output_details()
+        shapes = {name: tuple(np.shape(feeds[name])) for name in self._inputs}
+        if all(shapes[name] == tuple(d["shape"]) for name, d in self._inputs.items()):
+            return
+        try:
+            self._resize_to(shapes)
+        except RuntimeError:
+            # tflite-runtime 2.14 sometimes fails to re-allocate a WHILE graph resized from one batch
+            # size to another (seen on x86_64 and aarch64); a fresh interpreter resized once works.
+            self.interpreter = load_interpreter(*self._source)
+            self._resize_to(shapes)
+
+    def _resize_to(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        for name, detail in {d["name"]: d for d in self.interpreter.get_input_details()}.items():
+            self.interpreter.resize_tensor_input(detail["index"], list(shapes[name]), strict=False)
+        self.interpreter.allocate_tensors()
+        self._inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
+        self._outputs = self.interpreter.get_output_details()
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         missing = [n for n in self.input_names if n not in feeds]
