@@ -125,6 +125,18 @@ EOF
   log "set-up took $(cat "$WORK/setup_seconds") s"
 }
 
+refresh_edgernn() {  # a reused prefix gets this checkout's edgernn (pure Python: the same wheel on any platform)
+  rm -f "$WORK"/wheels/edgernn-*.whl
+  "$HOSTPY" -m pip wheel -q --disable-pip-version-check --no-deps -w "$WORK/wheels" "$REPO" > "$WORK/wheel.log" 2>&1 \
+    || { cat "$WORK/wheel.log" >&2; exit 1; }
+  local site
+  for site in "$SITE" "$SITE_TFLITE"; do
+    [[ -d "$site/edgernn" ]] || continue
+    rm -rf "$site"/edgernn "$site"/edgernn-*.dist-info
+    pip_aarch64 "$site" --no-deps "$WORK"/wheels/edgernn-*.whl
+  done
+}
+
 default_bundles() {  # train and export a small LSTM and GRU on the host, every precision export offers
   local quantize=() name
   if "$HOSTPY" -m edgernn export --help | grep -q -- "--quantize"; then quantize=(--quantize fp16,int8-dynamic,int8-static); fi
@@ -141,7 +153,8 @@ main() {
   mkdir -p "$WORK"
   QEMU="$(command -v qemu-aarch64-static || true)"
   if [[ "${EMU_FRESH:-0}" == 1 || ! -f "$WORK/.ready" || -z "$QEMU" ]]; then setup; else
-    log "reusing the prefix in $WORK (set-up took $(cat "$WORK/setup_seconds") s; EMU_FRESH=1 rebuilds it)"; fi
+    log "reusing the prefix in $WORK (set-up took $(cat "$WORK/setup_seconds") s; EMU_FRESH=1 rebuilds it)"
+    refresh_edgernn; fi
 
   local bundles=("$@")
   if [[ ${#bundles[@]} -eq 0 ]]; then mapfile -t bundles < <(default_bundles); fi
