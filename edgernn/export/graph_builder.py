@@ -55,6 +55,13 @@ class GraphBuilder:
     def add_output(self, name: str, shape: list[int | str], elem_type: int = TensorProto.FLOAT) -> None:
         self.outputs.append(helper.make_tensor_value_info(name, elem_type, shape))
 
+    def declare(self, inputs, outputs) -> None:
+        """Graph inputs and outputs from ``(name, shape)`` or ``(name, shape, elem_type)`` tuples."""
+        for io in inputs:
+            self.add_input(*io)
+        for io in outputs:
+            self.add_output(*io)
+
     def build(self, spec: ModelSpec, graph_kind: str, *, ir_version: int, opset: int) -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, self.name, self.inputs, self.outputs, self.initializers)
         model = helper.make_model(

@@ -118,10 +118,7 @@ def build_step_graph(
         raise ExportError("a bidirectional model cannot stream: its backward direction needs the whole window")
     g = GraphBuilder(f"edgernn_{spec.cell}_step")
     inputs, outputs = step_io(spec)
-    for name, shape in inputs:
-        g.add_input(name, shape)
-    for name, shape in outputs:
-        g.add_output(name, shape)
+    g.declare(inputs, outputs)
 
     H, L = spec.hidden_size, spec.num_layers
     x_in = g.op("Unsqueeze", ["x_t", g.const("axis_0", np.array([0], np.int64))], "x_t_1BF")  # (1, B, F)

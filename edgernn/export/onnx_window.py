@@ -61,10 +61,7 @@ def build_window_graph(
 ) -> onnx.ModelProto:
     g = GraphBuilder(f"edgernn_{spec.cell}_window")
     inputs, outputs = window_io(spec)
-    for name, shape in inputs:
-        g.add_input(name, shape)
-    for name, shape in outputs:
-        g.add_output(name, shape)
+    g.declare(inputs, outputs)
 
     H, D = spec.hidden_size, spec.num_directions
     direction = "bidirectional" if spec.bidirectional else "forward"
