@@ -193,13 +193,14 @@ def _precision_variants(spec, weights, files, quantize, calibration, calibration
 
 
 def export_checkpoint(checkpoint: Path, out: Path, *, calibration_path: Path | None = None, **kwargs) -> ExportResult:
-    """``export_bundle`` on a checkpoint; int8-static is calibrated on ``calibration_path`` (windows in data
-    units) or else on the training split of the data the checkpoint was trained on."""
+    """``export_bundle`` on a checkpoint; int8 variants are calibrated on ``calibration_path`` (windows in data
+    units) or else on the training split of the data the checkpoint was trained on (int8-dynamic: when there is one)."""
     from edgernn.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     kwargs.setdefault("data_source", ckpt.data)
-    if calibration_path is not None or "int8-static" in kwargs.get("quantize", ()):
+    asked = kwargs.get("quantize", ())
+    if calibration_path is not None or "int8-static" in asked or ("int8-dynamic" in asked and ckpt.data):
         from edgernn.quantize.calibration import calibration_windows
 
         kwargs["calibration"], kwargs["calibration_source"] = calibration_windows(

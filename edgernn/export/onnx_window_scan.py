@@ -14,11 +14,18 @@ it is the input of ``edgernn.quantize``, and ``edgernn.quantize`` checks its par
 
 Gate blocks: LSTM columns are laid out (i, f, o, g) so one ``Sigmoid`` covers i, f and o; GRU
 columns are PyTorch's (r, z, n), and ``b_hn`` stays inside the body, under the reset gate.
+
+Every product with a weight goes through a ``MatMulWriter``: ``float_matmul`` (a plain ``MatMul``)
+here, the int8 writers of ``edgernn.quantize.int8_matmul`` for the int8 variants. Each product is
+named by its weight (its *site*): ``W_ih_T_l0`` (input projection of layer 0), ``W_hh_T_l0``
+(recurrent product, inside the Scan body), ``head_weight_T``; ``site_activations`` says which
+tensors of the float graph carry each site's activation, for calibration.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import numpy as np
 import onnx
@@ -29,6 +36,15 @@ from edgernn.export.onnx_window import window_io
 from edgernn.spec import ModelSpec
 
 LSTM_BLOCKS = (0, 1, 3, 2)  # PyTorch (i, f, g, o) → (i, f, o, g)
+
+
+class MatMulWriter(Protocol):
+    def __call__(self, g: GraphBuilder, a: str, W: np.ndarray, out: str, site: str) -> str:
+        """Write ``out = a @ W`` into ``g`` (``a`` (…, K) float32, ``W`` (K, N)); return ``out``."""
+
+
+def float_matmul(g: GraphBuilder, a: str, W: np.ndarray, out: str, site: str) -> str:
+    return g.op("MatMul", [a, g.const(site, W)], out)
 
 
 def _blocks(a: np.ndarray, order: tuple[int, ...]) -> np.ndarray:
@@ -53,10 +69,11 @@ def direction_params(spec: ModelSpec, weights: Mapping[str, np.ndarray], layer: 
     return {"W_ih_T": w_ih.T, "W_hh_T": w_hh.T, "b_x": b_x, "b_hn": b_hh[2 * H :]}
 
 
-def lstm_step(g: GraphBuilder, H: int, xW_t: str, h: str, c: str, W_hh_T: np.ndarray, tag: str, s: str = ""):
+def lstm_step(g: GraphBuilder, H: int, xW_t: str, h: str, c: str, W_hh_T: np.ndarray, tag: str, s: str = "",
+              matmul: MatMulWriter = float_matmul):
     """One LSTM step from ``xW_t (B, 4H)`` (input projection, biases included) and the state; ``s``
     suffixes the tensor names. Returns the names of ``h'`` and ``c'``."""
-    hW = g.op("MatMul", [h, g.const(f"W_hh_T_{tag}", W_hh_T)], f"hW{s}")  # (B, 4H)
+    hW = matmul(g, h, W_hh_T, f"hW{s}", f"W_hh_T_{tag}")  # (B, 4H)
     gates = g.op("Add", [xW_t, hW], f"gates{s}")  # (B, 4H)
     ifo_pre, g_pre = g.op("Split", [gates, g.const(f"split_3H_H{s}", np.array([3 * H, H], np.int64))],
                           f"gate_parts{s}", n_out=2, axis=-1)  # (B, 3H), (B, H)
@@ -69,9 +86,10 @@ def lstm_step(g: GraphBuilder, H: int, xW_t: str, h: str, c: str, W_hh_T: np.nda
     return h_t, c_t
 
 
-def gru_step(g: GraphBuilder, H: int, xW_t: str, h: str, W_hh_T: np.ndarray, b_hn: np.ndarray, tag: str, s: str = ""):
+def gru_step(g: GraphBuilder, H: int, xW_t: str, h: str, W_hh_T: np.ndarray, b_hn: np.ndarray, tag: str, s: str = "",
+             matmul: MatMulWriter = float_matmul):
     """One GRU step: n = tanh(xW_n + r * (h W_hn + b_hn)), h' = n + z * (h - n). Returns ``h'``."""
-    hW = g.op("MatMul", [h, g.const(f"W_hh_T_{tag}", W_hh_T)], f"hW{s}")  # (B, 3H)
+    hW = matmul(g, h, W_hh_T, f"hW{s}", f"W_hh_T_{tag}")  # (B, 3H)
     split = g.const(f"split_2H_H{s}", np.array([2 * H, H], np.int64))
     x_rz, x_n = g.op("Split", [xW_t, split], f"x_parts{s}", n_out=2, axis=-1)  # (B, 2H), (B, H)
     h_rz, h_n = g.op("Split", [hW, split], f"h_parts{s}", n_out=2, axis=-1)
@@ -83,25 +101,26 @@ def gru_step(g: GraphBuilder, H: int, xW_t: str, h: str, W_hh_T: np.ndarray, b_h
     return g.op("Add", [n_t, g.op("Mul", [z_t, g.op("Sub", [h, n_t], f"h_minus_n{s}")], f"z_h_n{s}")], f"h_out{s}")
 
 
-def _lstm_body(name: str, tag: str, H: int, W_hh_T: np.ndarray) -> onnx.GraphProto:
+def _lstm_body(name: str, tag: str, H: int, W_hh_T: np.ndarray, matmul: MatMulWriter) -> onnx.GraphProto:
     """``(h, c, xW_t) → (h', c', y_t)`` with ``y_t = h'``."""
     g = GraphBuilder(name)
     for state in ("h", "c"):
         g.add_input(state, ["batch", H])
     g.add_input("xW_t", ["batch", 4 * H])
-    lstm_step(g, H, "xW_t", "h", "c", W_hh_T, tag)
+    lstm_step(g, H, "xW_t", "h", "c", W_hh_T, tag, matmul=matmul)
     g.op("Identity", ["h_out"], "y_t")
     for out in ("h_out", "c_out", "y_t"):
         g.add_output(out, ["batch", H])
     return helper.make_graph(g.nodes, name, g.inputs, g.outputs, g.initializers)
 
 
-def _gru_body(name: str, tag: str, H: int, W_hh_T: np.ndarray, b_hn: np.ndarray) -> onnx.GraphProto:
+def _gru_body(name: str, tag: str, H: int, W_hh_T: np.ndarray, b_hn: np.ndarray,
+              matmul: MatMulWriter) -> onnx.GraphProto:
     """``(h, xW_t) → (h', y_t)``."""
     g = GraphBuilder(name)
     g.add_input("h", ["batch", H])
     g.add_input("xW_t", ["batch", 3 * H])
-    gru_step(g, H, "xW_t", "h", W_hh_T, b_hn, tag)
+    gru_step(g, H, "xW_t", "h", W_hh_T, b_hn, tag, matmul=matmul)
     g.op("Identity", ["h_out"], "y_t")
     for out in ("h_out", "y_t"):
         g.add_output(out, ["batch", H])
@@ -112,6 +131,7 @@ def build_scan_window_graph(
     spec: ModelSpec,
     weights: Mapping[str, np.ndarray],
     *,
+    matmul: MatMulWriter = float_matmul,
     ir_version: int = DEFAULT_IR_VERSION,
     opset: int = DEFAULT_OPSET,
 ) -> onnx.ModelProto:
@@ -136,15 +156,15 @@ def build_scan_window_graph(
         for d, suffix in enumerate(("", "_reverse")[:D]):
             tag = f"l{layer}{suffix}"
             p = direction_params(spec, weights, layer, suffix)
-            xW = g.op("MatMul", [seq, g.const(f"W_ih_T_{tag}", p["W_ih_T"])], f"xW_{tag}")  # (T, B, G·H)
+            xW = matmul(g, seq, p["W_ih_T"], f"xW_{tag}", f"W_ih_T_{tag}")  # (T, B, G·H)
             xW = g.op("Add", [xW, g.const(f"b_x_{tag}", p["b_x"])], f"xW_b_{tag}")
             if spec.cell == "lstm":
-                body = _lstm_body(f"lstm_step_{tag}", tag, H, p["W_hh_T"])
+                body = _lstm_body(f"lstm_step_{tag}", tag, H, p["W_hh_T"], matmul)
                 h_f, c_f, y = g.op("Scan", [zeros, zeros, xW], f"scan_{tag}", n_out=3, body=body,
                                    num_scan_inputs=1, scan_input_directions=[d], scan_output_directions=[d])
                 c_finals.append(g.op("Unsqueeze", [c_f, axis_0], f"c_n_{tag}"))  # (1, B, H)
             else:
-                body = _gru_body(f"gru_step_{tag}", tag, H, p["W_hh_T"], p["b_hn"])
+                body = _gru_body(f"gru_step_{tag}", tag, H, p["W_hh_T"], p["b_hn"], matmul)
                 h_f, y = g.op("Scan", [zeros, xW], f"scan_{tag}", n_out=2, body=body,
                               num_scan_inputs=1, scan_input_directions=[d], scan_output_directions=[d])
             h_finals.append(g.op("Unsqueeze", [h_f, axis_0], f"h_n_{tag}"))  # (1, B, H)
@@ -152,8 +172,8 @@ def build_scan_window_graph(
         seq = ys[0] if D == 1 else g.op("Concat", ys, f"y_l{layer}", axis=-1)  # (T, B, D·H)
 
     last = g.op("Gather", [seq, g.const("last_step", np.array(-1, np.int64))], "h_last", axis=0)  # (B, D·H)
-    head_w = g.const("head_weight_T", np.asarray(weights["head.weight"], np.float32).T)  # (D·H, O)
-    head = g.op("MatMul", [last, head_w], "head_matmul")  # (B, O)
+    head_w = np.asarray(weights["head.weight"], np.float32).T  # (D·H, O)
+    head = matmul(g, last, head_w, "head_matmul", "head_weight_T")  # (B, O)
     g.op("Add", [head, g.const("head_bias", np.asarray(weights["head.bias"], np.float32))], "y")
     for names, out in ((h_finals, "h_n"), (c_finals, "c_n")):
         if names:
@@ -161,10 +181,34 @@ def build_scan_window_graph(
     return g.build(spec, "window", ir_version=ir_version, opset=opset)
 
 
+def site_activations(spec: ModelSpec) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """Per site (weight name): the tensors of the float Scan window graph whose values the site's
+    activation takes, and whether it also takes 0 (a recurrent product starts from the zero state).
+
+    The step graph's sites carry the same quantities one step at a time, so one calibration serves both.
+    """
+    scan_y = 2 if spec.cell == "lstm" else 1  # index of the per-step output among the Scan's outputs
+    sites: dict[str, tuple[tuple[str, ...], bool]] = {}
+    for layer in range(spec.num_layers):
+        if layer == 0:
+            layer_input: tuple[str, ...] = ("x_time_major",)
+        elif spec.num_directions == 1:
+            layer_input = (f"scan_l{layer - 1}_{scan_y}",)
+        else:
+            layer_input = (f"y_l{layer - 1}",)
+        for suffix in ("", "_reverse")[: spec.num_directions]:
+            tag = f"l{layer}{suffix}"
+            sites[f"W_ih_T_{tag}"] = (layer_input, False)
+            sites[f"W_hh_T_{tag}"] = ((f"scan_{tag}_{scan_y}",), True)
+    sites["head_weight_T"] = (("h_last",), False)
+    return sites
+
+
 def build_split_step_graph(
     spec: ModelSpec,
     weights: Mapping[str, np.ndarray],
     *,
+    matmul: MatMulWriter = float_matmul,
     ir_version: int = DEFAULT_IR_VERSION,
     opset: int = DEFAULT_OPSET,
 ) -> onnx.ModelProto:
@@ -195,16 +239,15 @@ def build_split_step_graph(
     for l in range(L):
         tag = f"l{l}"
         p = direction_params(spec, weights, l, "")
-        xW = g.op("Add", [g.op("MatMul", [x_in, g.const(f"W_ih_T_{tag}", p["W_ih_T"])], f"xW_{tag}"),
+        xW = g.op("Add", [matmul(g, x_in, p["W_ih_T"], f"xW_{tag}", f"W_ih_T_{tag}"),
                           g.const(f"b_x_{tag}", p["b_x"])], f"xW_b_{tag}")  # (B, G·H)
         if spec.cell == "lstm":
-            x_in, c_t = lstm_step(g, H, xW, hs[l], cs[l], p["W_hh_T"], tag, f"_{tag}")
+            x_in, c_t = lstm_step(g, H, xW, hs[l], cs[l], p["W_hh_T"], tag, f"_{tag}", matmul)
             c_new.append(g.op("Unsqueeze", [c_t, axis_0], f"c_out_{tag}_1BH"))  # (1, B, H)
         else:
-            x_in = gru_step(g, H, xW, hs[l], p["W_hh_T"], p["b_hn"], tag, f"_{tag}")
+            x_in = gru_step(g, H, xW, hs[l], p["W_hh_T"], p["b_hn"], tag, f"_{tag}", matmul)
         h_new.append(g.op("Unsqueeze", [x_in, axis_0], f"h_out_{tag}_1BH"))  # (1, B, H)
-    head = g.op("MatMul", [x_in, g.const("head_weight_T", np.asarray(weights["head.weight"], np.float32).T)],
-                "head_matmul")  # (B, O)
+    head = matmul(g, x_in, np.asarray(weights["head.weight"], np.float32).T, "head_matmul", "head_weight_T")  # (B, O)
     g.op("Add", [head, g.const("head_bias", np.asarray(weights["head.bias"], np.float32))], "y")
     for news, out in ((h_new, "h_out"), (c_new, "c_out")):
         if news:

@@ -6,11 +6,12 @@ precision starts from:
 
 - **fp16**: the fp32 graphs as they are (fused ``LSTM``/``GRU`` window graph, elementary step
   graph), weights stored float16 (``edgernn.quantize.fp16``).
-- **int8-dynamic / int8-static**: graphs from ``edgernn.export.onnx_window_scan``. onnxruntime's
-  quantizer cannot quantize a ``GRU`` node at all and its static mode leaves an ``LSTM`` node
-  float, so the int8 window graph computes the recurrence in a ``Scan`` from MatMuls the quantizer
-  reaches; the int8 step graph keeps the input and recurrent MatMuls apart so ``x_t`` and ``h`` get
-  a scale each (``edgernn.quantize.int8``). Static calibration still steps the fp32 step graph.
+- **int8-dynamic / int8-static**: graphs from ``edgernn.export.onnx_window_scan`` written with int8
+  products (``edgernn.quantize.int8``). onnxruntime's quantizer cannot quantize a ``GRU`` node at
+  all and its static mode leaves an ``LSTM`` node float, so the int8 window graph computes the
+  recurrence in a ``Scan`` whose body holds the recurrent product as a ``MatMulInteger``; the int8
+  step graph keeps the input and recurrent products apart so ``x_t`` and ``h`` get a scale each.
+  int8-static's ranges are calibrated once, on the float Scan window graph, for both graphs.
 
 Every variant must hold every weight in the precision asked; otherwise export stops with the list.
 """
@@ -77,42 +78,29 @@ def quantized_variants(
     progress: bool = False,
 ) -> list[GraphVariant]:
     """One ``GraphVariant`` per precision and graph (no step graph when ``step_fp32`` is None)."""
-    from edgernn.export.onnx_window_scan import build_scan_window_graph, build_split_step_graph
+    from edgernn.export.onnx_window_scan import build_scan_window_graph
     from edgernn.quantize import calibration as calib
     from edgernn.quantize import int8
     from edgernn.quantize.fp16 import weights_to_fp16
     from edgernn.quantize.report import precision_report, unmet
 
-    scan = split_step = None
-    if any(p.startswith("int8") for p in precisions):
-        scan = build_scan_window_graph(spec, weights, ir_version=ir_version, opset=opset)
-        if step_fp32 is not None:
-            split_step = build_split_step_graph(spec, weights, ir_version=ir_version, opset=opset)
     if "int8-static" in precisions and calibration is None:
         raise BadInputError("int8-static needs calibration windows; pass --calibration FILE")
+    statistics = None  # for GPTQ rounding (both int8 variants) and int8-static's input range
+    if calibration is not None and any(p.startswith("int8") for p in precisions):
+        scan = build_scan_window_graph(spec, weights, ir_version=ir_version, opset=opset)
+        statistics = calib.site_statistics(spec, scan, calibration, progress=progress)
 
     out: list[GraphVariant] = []
     for precision in precisions:
-        how = _how(precision, calibration_source)
-        graphs: dict[str, onnx.ModelProto] = {}
+        how = _how(precision, calibration_source if statistics is not None else "")
         if precision == "fp16":
-            graphs["window"] = weights_to_fp16(window_fp32)
+            graphs = {"window": weights_to_fp16(window_fp32)}
             if step_fp32 is not None:
                 graphs["step"] = weights_to_fp16(step_fp32)
-        elif precision == "int8-dynamic":
-            graphs["window"] = int8.quantize_dynamic_graph(scan)
-            if step_fp32 is not None:
-                graphs["step"] = int8.quantize_dynamic_graph(split_step)
         else:
-            calibration = calib.with_headroom(calibration)
-            feeds = calib.window_feeds(calibration)
-            window = int8.quantize_static_graph(
-                scan, calib.feed_reader(feeds, "calibration: window graph", progress))
-            graphs["window"] = int8.quantize_scan_bodies(window, int8.scan_state_ranges(scan, feeds))
-            if step_fp32 is not None:
-                step_feeds = calib.step_feeds(step_fp32, spec, calibration, progress=progress)
-                graphs["step"] = int8.quantize_static_graph(
-                    split_step, calib.feed_reader(step_feeds, "calibration: step graph", progress))
+            graphs = int8.int8_graphs(spec, weights, precision, statistics=statistics, step=step_fp32 is not None,
+                                      ir_version=ir_version, opset=opset)
         for graph, model in graphs.items():
             source = window_fp32 if graph == "window" else step_fp32
             model, requires = int8.finish(model, source, ir_version=ir_version, opset=opset, precision=precision)
@@ -121,11 +109,8 @@ def quantized_variants(
             if missed:
                 listed = ", ".join(f"{e['initializer']} ({e['stored']})" for e in missed)
                 raise ExportError(f"{variant_name(graph, precision)}: weights not in {precision}: {listed}")
-            notes = dict(how)
-            if precision == "int8-static" and graph == "window":
-                notes["tool"] += "; Scan bodies' recurrent MatMuls: QDQ written by edgernn.quantize.int8"
             out.append(GraphVariant(variant_name(graph, precision), variant_file(graph, precision), graph, precision,
-                                    model, requires, report, notes))
+                                    model, requires, report, dict(how)))
     return out
 
 
@@ -137,18 +122,19 @@ def calib_headroom() -> str:
 
 def _how(precision: str, calibration_source: str) -> dict[str, Any]:
     """The manifest's word on how a precision was reached and what the CPU computes in."""
-    import onnxruntime
-
     from edgernn.quantize.fp16 import COMPUTE_NOTE
 
-    ort = f"onnxruntime {onnxruntime.__version__}"
     if precision == "fp16":
         return {"tool": "edgernn.quantize.fp16", "weights": "float16", "compute": COMPUTE_NOTE}
+    rounding = (f"rounded by GPTQ on the calibration windows ({calibration_source})" if calibration_source
+                else "rounded to nearest (no calibration data)")
+    how = {"tool": "edgernn.quantize.int8 (MatMulInteger, standard ONNX)",
+           "weights": f"int8, symmetric, one scale per output column (stored float16), {rounding}",
+           "compute": "int8 × int8 → int32 matrix products (MatMulInteger), two per product (coarse and "
+                      "residual activation); biases, gates and state float32"}
     if precision == "int8-dynamic":
-        return {"tool": f"onnxruntime.quantization.quantize_dynamic ({ort})", "weights": "int8, symmetric, per tensor",
-                "activations": "uint8, scales computed at run time",
-                "compute": "int8 matrix products (MatMulInteger); biases and gate arithmetic float32"}
-    return {"tool": f"onnxruntime.quantization.quantize_static, QDQ, MinMax ({ort})",
-            "weights": "int8, symmetric, per tensor", "activations": "uint8, calibrated scales",
-            "calibration": f"{calibration_source}; plus {calib_headroom()} standard-normal windows as headroom",
-            "compute": "int8 matrix products (QDQ, fused by onnxruntime); biases and gate arithmetic float32"}
+        return {**how, "activations": "int8 in two passes (~15 bits), scale computed at run time per row "
+                                      "(each window, each step)"}
+    return {**how, "activations": "int8 in two passes (~15 bits), fixed scales: the network input's calibrated "
+                                  "(MinMax), hidden states' from the cell's bound |h| < 1",
+            "calibration": f"{calibration_source}; plus {calib_headroom()} standard-normal windows as headroom"}

@@ -4,8 +4,11 @@ It is read from the ONNX file itself, never from what the quantizer was told, so
 quantizer skipped shows up as ``float32`` where ``int8`` was asked. Each weight is traced back
 through ``Cast``/``DequantizeLinear``/``Identity`` to the initializer that stores it (in the graph
 or an enclosing graph, for ``Scan`` bodies), and each node's compute is read from how its
-activation input arrives (``DynamicQuantizeLinear`` → int8 with run-time scales,
-``DequantizeLinear``/``QuantizeLinear`` → int8 with calibrated scales).
+activation input arrives: ``DynamicQuantizeLinear`` → int8 with a run-time scale per tensor;
+``QuantizeLinear`` of a value divided by a row maximum (``ReduceMax``) → int8 with a run-time scale
+per row; ``QuantizeLinear`` with a stored scale → int8 with a fixed scale. A second
+``MatMulInteger`` of the same weight whose activation is a residual (``Sub``) is the second pass
+of the first (``edgernn.quantize.int8_matmul``): the entry says "two passes" instead of repeating.
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ def _walk(graph: onnx.GraphProto, outer: list[onnx.GraphProto], where: str, aske
             init = _stored_initializer(node.input[i], producers, scopes)
             if init is None:  # an activation, not a weight
                 continue
+            if node.op_type == "MatMulInteger" and _is_residual_pass(node, producers):
+                first = next((e for e in entries if e["graph"] == where and e["initializer"] == init.name), None)
+                if first is not None:
+                    first["compute"] = first["compute"][:-1] + ", two passes)"
+                    continue
             stored = STORED.get(init.data_type, str(init.data_type))
             roles = INPUT_ROLES.get(node.op_type)
             entries.append({
@@ -91,8 +99,26 @@ def _compute(node: onnx.NodeProto, producers: dict) -> str:
     source = producers.get(node.input[0])
     if node.op_type == "MatMulInteger":
         if source is not None and source.op_type == "DynamicQuantizeLinear":
-            return "int8 (run-time scales)"
-        return "int8 (calibrated scales)"
+            return "int8 (run-time scale per tensor)"
+        if source is not None and _has_ancestor(source, "ReduceMax", producers):
+            return "int8 (run-time scale per row)"
+        return "int8 (fixed scale)"
     if source is not None and source.op_type == "DequantizeLinear":
         return "int8 (calibrated scales, QDQ)"
     return "float32"
+
+
+def _is_residual_pass(node: onnx.NodeProto, producers: dict) -> bool:
+    quantize = producers.get(node.input[0])
+    return quantize is not None and quantize.op_type == "QuantizeLinear" and \
+        getattr(producers.get(quantize.input[0]), "op_type", "") == "Sub"
+
+
+def _has_ancestor(node: onnx.NodeProto, op_type: str, producers: dict, depth: int = 4) -> bool:
+    """Whether an ``op_type`` node feeds ``node`` within ``depth`` steps (in the same graph)."""
+    frontier = [node]
+    for _ in range(depth):
+        frontier = [producers[i] for n in frontier for i in n.input if i in producers]
+        if any(n.op_type == op_type for n in frontier):
+            return True
+    return False
