@@ -118,13 +118,25 @@ def test_stepping_the_step_graph_matches_the_reference_and_the_window_graph(conv
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_precision_report_reads_back_the_asked_dtypes(converted, precision):
-    _, _, variants = converted
+    spec, _, variants = converted
     for graph in ("window", "step"):
         report = variants[(graph, precision)].precision_report
-        weights = [r for r in report if r["kind"] == "weight"]
-        assert weights and all(r["ok"] for r in report), report
-        assert {r["achieved"] for r in weights} == {
+        # the ONNX report's keys, so `edgernn info` prints both formats alike
+        assert all({"initializer", "op", "shape", "asked", "stored", "compute", "achieved"} <= set(r) for r in report)
+        weights = {r["initializer"]: r for r in report if r["input"] == "weight"}
+        recurrent = [r for name, r in weights.items() if name != "head_W"]
+        assert len(recurrent) == spec.num_layers * 2 or precision in ("fp32", "fp16"), sorted(weights)
+        assert {r["stored"] for r in recurrent} == {
             {"fp32": "float32", "fp16": "float16", "int8-dynamic": "int8", "int8-static": "int8"}[precision]}
+        missed = [r for r in report if not r["achieved"]]
+        if precision == "int8-dynamic":  # the head stays float on purpose, and the report says so
+            assert [r["initializer"] for r in missed] == ["head_W"] and "on purpose" in missed[0]["note"]
+        else:
+            assert not missed, missed
+        if precision.startswith("int8"):
+            scales = [r for r in report if r["input"] == "row scale"]
+            assert scales and all(r["stored"] == ("int16" if precision == "int8-static" else "float32") for r in scales)
+            assert all(r["scales"] <= 1 for r in report)  # one scale per tensor: what tflite-runtime 2.14 reads
 
 
 def test_reference_size_step_graph_is_the_weights_size_and_int8_shrinks_it():
@@ -190,3 +202,106 @@ def test_backend_runs_without_torch_or_tensorflow(converted, tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------------------------
+# int8 on a trained model: evaluate's budget, and the pieces that get it there
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["lstm", "gru"])
+def trained_sum(request, tmp_path_factory):
+    """A model trained with `edgernn train --task sum --cell C`'s defaults (1 layer, hidden 32): the built-in
+    task where evaluate's budget is strictest (fp32 test MSE ~1e-4 on targets ~10; 2 % of it allowed)."""
+    pytest.importorskip("torch")
+    from edgernn.checkpoint import load_checkpoint
+    from edgernn.datasource import DataSource
+    from edgernn.nn.train import TrainConfig, train
+    from edgernn.quantize.calibration import calibration_windows
+
+    out = tmp_path_factory.mktemp("tfl-int8") / request.param
+    train(DataSource(task="sum"), TrainConfig(cell=request.param, threads=1), out, progress=False)
+    ckpt = load_checkpoint(out)
+    windows, _ = calibration_windows(ckpt.spec, data=ckpt.data)  # what `edgernn export` calibrates on
+    variants = {v.precision: v for v in tflite_variants(ckpt.spec, ckpt.weights, PRECISIONS, windows,
+                                                        graphs=("window",), progress=False)}
+    return ckpt, variants
+
+
+# int8-dynamic of the sum GRU is left out: its on-the-fly int8 rounding of h costs 0.9–3.5 % of fp32's
+# MSE (three training seeds), so its drop lands anywhere from −2 % to +4 % (measured, see tflite_int8).
+WITHIN_BUDGET = {"lstm": ("fp16", "int8-dynamic", "int8-static"), "gru": ("fp16", "int8-static")}
+
+
+def test_int8_variants_of_a_trained_model_stay_within_evaluates_budget(trained_sum):
+    from edgernn.datasource import DataSource
+    from edgernn.evaluate import DEFAULT_MAX_DROP, drop_of
+    from edgernn.metrics import task_metrics
+    from edgernn.runtime.model import normalize_input, postprocess
+
+    ckpt, variants = trained_sum
+    spec = ckpt.spec
+    test = DataSource.from_dict(ckpt.data).splits().test
+    x = normalize_input(spec, test.x)
+
+    def metrics(precision):
+        y = TfliteBackend.from_bytes(variants[precision].data).run({"x": x})["y"]
+        return task_metrics(spec.head, test.y, postprocess(spec, y).values, spec.output_size)
+
+    reference = metrics("fp32")
+    budget = DEFAULT_MAX_DROP[spec.head]
+    drops = {p: drop_of(spec.head, metrics(p), reference) for p in WITHIN_BUDGET[spec.cell]}
+    assert all(d <= budget for d in drops.values()), f"{spec.cell}: drops {drops} (% MSE), budget {budget}"
+    for precision in ("int8-dynamic", "int8-static"):
+        v = variants[precision]
+        assert v.size <= 0.75 * variants["fp32"].size  # ~0.3 at hidden 64 (test below); fixed overhead here
+        correction = v.quantization["output_correction"]
+        assert correction["fitted_on"].startswith("256 given") and len(correction["gain"]) == spec.output_size
+        assert correction["applied"] == (correction["rms_deviation_from_fp32"]["after"]
+                                         < correction["rms_deviation_from_fp32"]["before"])
+
+
+def test_row_scaled_layout_computes_the_same_function():
+    from edgernn.export.tflite_step import layout_scales, step_model_bytes
+
+    for spec in SPECS.values():
+        weights = numpy_weights(spec, seed=6)
+        weights["rnn.weight_hh_l0"][:3] *= 1e-3  # rows of tiny weights: their scales stay within (0, 1]
+        x = probe_inputs(spec, 3, 7, seed=2)
+        ins = {"x_t": x[:, 0], "h_in": np.zeros((spec.num_layers, 3, spec.hidden_size), np.float32)}
+        if spec.has_cell_state:
+            ins["c_in"] = ins["h_in"]
+        plain = TfliteBackend.from_bytes(step_model_bytes(spec, weights)).run(ins)
+        scaled = TfliteBackend.from_bytes(step_model_bytes(spec, weights, row_scaled=True)).run(ins)
+        for name in plain:
+            np.testing.assert_allclose(scaled[name], plain[name], atol=1e-6)
+        for s in layout_scales(spec, weights).values():
+            assert 0 < s.min() and s.max() == 1 and np.all(np.round(s * 32767) == s * 32767)  # exact in int16
+
+
+def test_gptq_rounds_onto_the_quantizers_grid_and_lowers_the_output_error():
+    from edgernn.export.tflite_rounding import gptq
+
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(24, 16))
+    X = rng.normal(size=(500, 16)) @ rng.normal(size=(16, 16))  # correlated inputs, as hidden states are
+    Q = gptq(W, X)
+    step = np.abs(W).max() / 127
+    assert np.abs(Q).max() == pytest.approx(np.abs(W).max())  # the quantizer recomputes this very step
+    np.testing.assert_allclose(Q / step, np.round(Q / step), atol=1e-9)
+    nearest = np.round(W / step) * step
+    assert np.linalg.norm((W - Q) @ X.T) < 0.85 * np.linalg.norm((W - nearest) @ X.T)  # 0.75 measured
+
+
+def test_quantizer_stores_the_rounded_integers_exactly(trained_sum):
+    """The int8 weights in the file are GPTQ's, not the quantizer's own re-rounding of them."""
+    from edgernn.export.tflite_builder import from_bytes
+
+    ckpt, variants = trained_sum
+    model = from_bytes(variants["int8-static"].data)
+    body = model.subgraphs[2]  # the window graph's loop body is the step graph
+    for t in body.tensors:
+        name = t.name.decode() if isinstance(t.name, bytes) else t.name
+        if name.endswith("_W"):
+            ints = np.frombuffer(bytes(model.buffers[t.buffer].data), np.int8)
+            assert np.abs(ints).max() == 127, name  # each tensor's largest weight sets its scale
