@@ -11,7 +11,9 @@ precision starts from:
   all and its static mode leaves an ``LSTM`` node float, so the int8 window graph computes the
   recurrence in a ``Scan`` whose body holds the recurrent product as a ``MatMulInteger``; the int8
   step graph keeps the input and recurrent products apart so ``x_t`` and ``h`` get a scale each.
-  int8-static's ranges are calibrated once, on the float Scan window graph, for both graphs.
+  The calibration windows (``calibration``: the training split by default; required by int8-static,
+  optional for int8-dynamic, whose weights are then rounded to nearest) are run once through the
+  float Scan window graph, for both graphs (``edgernn.quantize.calibration``).
 
 Every variant must hold every weight in the precision asked; otherwise export stops with the list.
 """
