@@ -318,3 +318,39 @@ def test_int8_variants_of_a_model_trained_on_sum_stay_within_the_evaluate_budget
     drops = {s.variant: s.drop for s in report.scores}
     assert set(drops) == {"onnx-window-fp32", "onnx-window-int8-dynamic", "onnx-window-int8-static"}
     assert report.passed, drops  # within 2 % relative MSE (measured: -1.4 .. +0.1 %)
+
+
+@pytest.mark.parametrize("scale", ["row", "fixed"])
+@pytest.mark.parametrize("K", [16, 600])  # 600: past INT32_COMBINE_MAX_K, the two passes combine in float32
+def test_an_int8_product_in_two_passes_errs_only_by_its_weights_rounding(scale, K):
+    import onnxruntime as ort
+    from onnx import helper
+
+    from edgernn.export.graph_builder import GraphBuilder
+    from edgernn.quantize.int8_matmul import INT32_COMBINE_MAX_K, ActivationQuant, Int8MatMul
+
+    assert (K > INT32_COMBINE_MAX_K) == (K == 600)
+    rng = np.random.default_rng(K)
+    W = rng.standard_normal((K, 24)).astype(np.float32)
+    a = rng.uniform(-1, 1, (5, K)).astype(np.float32)
+    a[2] = 0.0  # an all-zero row, as the zero state
+    g = GraphBuilder("product")
+    g.add_input("a", ["batch", K])
+    g.add_output("y", ["batch", 24])
+    Int8MatMul({"W": ActivationQuant(scale, passes=2)}, opset=17, ranges={"W": (-1.0, 1.0)})(g, "a", W, "y", "W")
+    model = helper.make_model(helper.make_graph(g.nodes, "p", g.inputs, g.outputs, g.initializers),
+                              opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    y = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"a": a})[0]
+    # each int8 weight is within half a step (s_W / 2, rounded to nearest without calibration data) of
+    # W, and two passes leave the activation ~15 bits: the product errs by at most Σ|a| · s_W / 2
+    s_W = np.abs(W).max(axis=0) / 127 * 1.001  # the scales, rounded up to float16 values by < 0.1 %
+    bound = np.abs(a).sum(axis=1, keepdims=True) * s_W / 2 + 1e-4 * (np.abs(a) @ np.abs(W))
+    assert np.all(np.abs(y - a.astype(np.float64) @ W) <= bound)
+    assert np.all(y[2] == 0)
+    # against the file's own int8 weights (each column's scale fitted), what is left is the activation's
+    # quantization: ~1e-5 of the output in two passes (one pass: ~4e-3)
+    W_q = numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == "W_int8")).astype(np.float64)
+    aW_q = a.astype(np.float64) @ W_q
+    s_fit = np.array([np.linalg.lstsq(aW_q[:, [n]], y[:, n], rcond=None)[0][0] for n in range(24)])
+    assert np.abs(y - aW_q * s_fit).max() < 1e-4 * np.abs(y).max()
