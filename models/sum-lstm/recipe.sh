@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# How this bundle was made (run from this folder; needs edgernn[export,tflite]).
+set -euo pipefail
+run=$(mktemp -d)/run
+edgernn train --task sum --cell lstm --hidden 32 --seed 0 --out "$run" --quiet
+edgernn export "$run" --out bundle --format onnx,tflite --quantize fp16,int8-dynamic,int8-static
