@@ -190,10 +190,7 @@ def build_window_graph(
 ) -> onnx.ModelProto:
     g = GraphBuilder(f"edgernn_{spec.cell}_module_window")
     inputs, outputs = window_io(spec, lengths=lengths)
-    for name, shape, elem in inputs:
-        g.add_input(name, shape, elem)
-    for name, shape, elem in outputs:
-        g.add_output(name, shape, elem)
+    g.declare(inputs, outputs)
 
     x = "x"
     if spec.vocab_size:

@@ -137,10 +137,7 @@ def build_scan_window_graph(
 ) -> onnx.ModelProto:
     g = GraphBuilder(f"edgernn_{spec.cell}_window_scan")
     inputs, outputs = window_io(spec)
-    for name, shape in inputs:
-        g.add_input(name, shape)
-    for name, shape in outputs:
-        g.add_output(name, shape)
+    g.declare(inputs, outputs)
 
     H, D = spec.hidden_size, spec.num_directions
     seq = g.op("Transpose", ["x"], "x_time_major", perm=[1, 0, 2])  # (T, B, F)
@@ -221,10 +218,7 @@ def build_split_step_graph(
 
     g = GraphBuilder(f"edgernn_{spec.cell}_step_split")
     inputs, outputs = step_io(spec)
-    for name, shape in inputs:
-        g.add_input(name, shape)
-    for name, shape in outputs:
-        g.add_output(name, shape)
+    g.declare(inputs, outputs)
     H, L = spec.hidden_size, spec.num_layers
     split_L = g.const("split_layers", np.ones(L, np.int64))
     axis_0 = g.const("axis_0", np.array([0], np.int64))
