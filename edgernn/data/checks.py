@@ -49,3 +49,18 @@ def require_positive_int(value: object, name: str, *, allow_none: bool = False) 
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise BadInputError(f"{name} must be a positive integer, got {value!r}")
+
+
+def load_numpy(p: Path, source: str, dtypes: str = "a numeric dtype"):
+    """``np.load`` without pickles: an array (.npy) or an archive (.npz), or one line saying what is wrong."""
+    try:
+        return np.load(p, allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise BadInputError(
+                f"{source}: expected a NumPy {p.suffix} file of plain arrays, got pickled Python objects or "
+                f"another format; save with numpy.save/savez and {dtypes}"
+            ) from None
+        raise BadInputError(f"{source}: not a valid {p.suffix} file: {e}") from None
+    except (OSError, EOFError) as e:
+        raise BadInputError(f"{source}: not a valid {p.suffix} file: {e}") from None

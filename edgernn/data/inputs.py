@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgernn.data.checks import require_file, require_finite, require_numeric, require_positive_int
+from edgernn.data.checks import load_numpy, require_file, require_finite, require_numeric, require_positive_int
 from edgernn.data.delimited import read_table
 from edgernn.errors import BadInputError
 
@@ -37,17 +37,7 @@ def _expected(input_size: int, window: int | None) -> str:
 
 
 def _load_array(p: Path, source: str) -> np.ndarray:
-    try:
-        loaded = np.load(p, allow_pickle=False)
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise BadInputError(
-                f"{source}: expected a NumPy {p.suffix} file of plain arrays, got pickled Python objects or "
-                "another format; save with numpy.save/savez and a numeric dtype"
-            ) from None
-        raise BadInputError(f"{source}: not a valid {p.suffix} file: {e}") from None
-    except (OSError, EOFError) as e:
-        raise BadInputError(f"{source}: not a valid {p.suffix} file: {e}") from None
+    loaded = load_numpy(p, source)
     if isinstance(loaded, np.ndarray):
         return loaded
     with loaded as archive:

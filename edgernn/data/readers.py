@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgernn.data.checks import require_file, require_finite, require_numeric, require_positive_int
+from edgernn.data.checks import load_numpy, require_file, require_finite, require_numeric, require_positive_int
 from edgernn.data.datasets import Dataset
 from edgernn.data.delimited import Table, is_number, read_table
 from edgernn.data.ts_format import read_ts
@@ -157,17 +157,7 @@ def _target_cells(table: Table) -> np.ndarray:
 
 
 def _np_load(p: Path, source: str):
-    try:
-        return np.load(p, allow_pickle=False)
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise BadInputError(
-                f"{source}: expected a NumPy {p.suffix} file of plain arrays, got pickled Python objects or "
-                "another format; save with numpy.save/savez and a numeric or string dtype"
-            ) from None
-        raise BadInputError(f"{source}: not a valid {p.suffix} file: {e}") from None
-    except (OSError, EOFError) as e:
-        raise BadInputError(f"{source}: not a valid {p.suffix} file: {e}") from None
+    return load_numpy(p, source, "a numeric or string dtype")
 
 
 def _read_npy(p: Path, source: str, head: str | None) -> _Series | _Cases:
