@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edgernn.errors import ModelFileError
-from edgernn.spec import ModelSpec
+from edgernn.errors import EdgeRnnError, ModelFileError
+from edgernn.manifest_schema import MANIFEST_VERSION, check_manifest, check_plain_name, format_major
+from edgernn.spec import SPEC_VERSION, ModelSpec
 
 MANIFEST_NAME = "manifest.json"
-MANIFEST_VERSION = 1
+MAX_MANIFEST_BYTES = 256 << 20  # a manifest holds a probe and reports, not data: far below this
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class Manifest:
             target=dict(d.get("target", {})),
             module=dict(d.get("module", {})),
             created=d.get("created", ""),
-            manifest_version=int(d.get("manifest_version", MANIFEST_VERSION)),
+            manifest_version=format_major(d.get("manifest_version", MANIFEST_VERSION), "manifest_version"),
         )
 
 
@@ -164,6 +165,8 @@ def write_manifest(bundle_dir: Path, manifest: Manifest) -> Path:
 
 
 def read_manifest(bundle_dir: Path) -> Manifest:
+    """Read and check ``manifest.json``: its schema, its format version, and that every variant file is a
+    plain name that stays inside the bundle folder. Nothing a variant names is opened here."""
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / MANIFEST_NAME
     if not bundle_dir.exists():
@@ -173,18 +176,61 @@ def read_manifest(bundle_dir: Path) -> Manifest:
             f"{bundle_dir}: not a bundle (expected {MANIFEST_NAME} inside); "
             "pass a bundle made by `edgernn export`, or a .onnx file"
         )
+    inside(bundle_dir, path, MANIFEST_NAME)
     try:
-        return Manifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ModelFileError(f"{path}: manifest of {path.stat().st_size} bytes is far too large to be one")
+        d = json.loads(path.read_bytes().decode("utf-8"))
+    except PermissionError:
+        raise ModelFileError(f"{path}: permission denied; make the bundle readable") from None
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read the manifest ({e.strerror or e})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as e:
+        raise ModelFileError(f"{path}: manifest is damaged ({type(e).__name__}: {str(e)[:120]})") from None
+    from edgernn import __version__
+
+    try:
+        check_manifest(d, spec_version=SPEC_VERSION, runtime_version=__version__)
+    except ModelFileError as e:
+        raise ModelFileError(f"{path}: {e}") from None
+    try:
+        manifest = Manifest.from_dict(d)
+    except (EdgeRnnError, KeyError, TypeError, ValueError) as e:  # e.g. the spec's own checks
         raise ModelFileError(f"{path}: manifest is damaged ({type(e).__name__}: {e})") from None
+    for v in manifest.variants:
+        inside(bundle_dir, bundle_dir / v.file, v.file)
+    return manifest
+
+
+def inside(bundle_dir: Path, path: Path, name: str) -> Path:
+    """``path`` (bundle_dir / a plain name), refused when a symlink takes it outside the bundle folder."""
+    check_plain_name(name, "file")
+    if path.is_symlink():
+        root, target = Path(os.path.realpath(bundle_dir)), Path(os.path.realpath(path))
+        if root not in target.parents:
+            raise ModelFileError(
+                f"{path}: a symlink leading outside the bundle folder (to {target}); "
+                "a bundle may not refer to files outside itself"
+            )
+    return path
+
+
+def variant_path(bundle_dir: Path, variant: Variant) -> Path:
+    """Where a variant's file is: a plain name inside ``bundle_dir``, never outside it."""
+    return inside(Path(bundle_dir), Path(bundle_dir) / variant.file, variant.file)
 
 
 def check_file(bundle_dir: Path, variant: Variant) -> Path:
     """Return the variant's path after checking it exists and matches its recorded sha256."""
-    path = Path(bundle_dir) / variant.file
+    path = variant_path(bundle_dir, variant)
     if not path.is_file():
         raise ModelFileError(f"{path}: listed in the manifest but missing from the bundle")
-    actual = sha256_of(path)
+    try:
+        actual = sha256_of(path)
+    except PermissionError:
+        raise ModelFileError(f"{path}: permission denied; make the bundle's files readable") from None
+    except OSError as e:
+        raise ModelFileError(f"{path}: cannot read it ({e.strerror or e})") from None
     if actual != variant.sha256:
         raise ModelFileError(
             f"{path}: checksum mismatch (manifest sha256 {variant.sha256[:12]}…, file {actual[:12]}…); "

@@ -151,6 +151,10 @@ class ModelSpec:
         if unknown:
             raise BadInputError(f"unknown model spec fields: {', '.join(unknown)}")
         d = dict(d)
+        version = d.get("spec_version", SPEC_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool) or version > SPEC_VERSION:
+            raise BadInputError(f"model spec version {version!r} is not one this edgernn reads (version "
+                                f"{SPEC_VERSION} and older): install a newer edgernn")
         if d.get("module") is not None:  # a module's spec: a field left out was not known
             for name in ("num_layers", "head"):
                 d.setdefault(name, None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgernn.bundle import read_manifest
+from edgernn.bundle import check_file, read_manifest
 from edgernn.errors import BadInputError
 from edgernn.parity import (
     Comparison,
@@ -38,7 +38,7 @@ def reference_weights(bundle_dir: Path, checkpoint: Path | None) -> tuple[dict[s
     from edgernn.export.onnx_weights import weights_from_window_onnx
 
     fp32 = manifest.variant("onnx-window-fp32")
-    return weights_from_window_onnx(Path(bundle_dir) / fp32.file, manifest.spec), False
+    return weights_from_window_onnx(check_file(Path(bundle_dir), fp32), manifest.spec), False
 
 
 def validate_bundle(

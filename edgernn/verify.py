@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from edgernn.bundle import Manifest, Variant, read_manifest, sha256_of
+from edgernn.bundle import Manifest, Variant, read_manifest, sha256_of, variant_path
 from edgernn.errors import EdgeRnnError, MissingDependencyError, ModelFileError
 from edgernn.parity import TOLERANCES, Tolerance, compare, step_through
 
@@ -119,11 +119,15 @@ def runtime_versions() -> dict[str, str]:
 def check_files(bundle_dir: Path, manifest: Manifest) -> list[FileCheck]:
     checks = []
     for v in manifest.variants:
-        path = bundle_dir / v.file
+        path = variant_path(bundle_dir, v)
         if not path.is_file():
             checks.append(FileCheck(v.name, v.file, None, v.sha256, None, "missing"))
             continue
-        actual = sha256_of(path)
+        try:
+            actual = sha256_of(path)
+        except OSError:  # e.g. permission denied: reported as unreadable, not run
+            checks.append(FileCheck(v.name, v.file, None, v.sha256, None, "unreadable"))
+            continue
         status = "ok" if actual == v.sha256 else "mismatch"
         checks.append(FileCheck(v.name, v.file, path.stat().st_size, v.sha256, actual, status))
     return checks

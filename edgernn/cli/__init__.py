@@ -6,6 +6,7 @@ Heavy modules (torch, onnx) are imported inside the commands that need them, so 
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -14,23 +15,69 @@ from edgernn import __version__
 from edgernn.errors import EdgeRnnError
 
 
+DEBUG_ENV = "EDGERNN_DEBUG"
+BUG_REPORT = "please report it to the edgernn maintainers (issue tracker) with the command you ran"
+
+
+def debug_wanted(ctx: click.Context | None = None) -> bool:
+    root = ctx.find_root() if ctx is not None else None
+    flag = bool(root is not None and (root.params or {}).get("debug"))
+    return flag or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
 class EdgeRnnGroup(click.Group):
-    """Turns an EdgeRnnError into one line on stderr and its exit code; never a traceback."""
+    """Turns an EdgeRnnError into one line on stderr and its exit code; never a traceback.
+
+    Anything else that escapes a command is a bug in edgernn: one line naming it and where to report it,
+    exit 1; ``--debug`` (or EDGERNN_DEBUG=1) shows the traceback instead.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except EdgeRnnError as e:
+            if debug_wanted(ctx):
+                raise
             click.echo(f"error: {e}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except BrokenPipeError:  # the reader of our output went away (`| head`): stop quietly
+            _silence_stdout()
+            ctx.exit(141 if os.name == "posix" else 1)
+        except Exception as e:
+            if debug_wanted(ctx):
+                raise
+            where = _where(e)
+            message = " ".join(str(e).split())[:200]
+            click.echo(f"internal error (a bug in edgernn): {type(e).__name__}"
+                       f"{': ' + message if message else ''}{' at ' + where if where else ''}; "
+                       f"{BUG_REPORT} (rerun with --debug or {DEBUG_ENV}=1 for the traceback)", err=True)
+            ctx.exit(1)
+
+
+def _where(e: BaseException) -> str:
+    """The innermost frame of the traceback inside edgernn, as ``module.py:line``."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if "edgernn" in f.filename]
+    return f"{os.path.basename(frames[-1].filename)}:{frames[-1].lineno}" if frames else ""
+
+
+def _silence_stdout() -> None:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 @click.group(cls=EdgeRnnGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="edgernn")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help=f"show the full traceback of an internal error (or set {DEBUG_ENV}=1)")
+def cli(debug: bool) -> None:
     """Take LSTM/GRU sequence models from PyTorch to edge devices.
 
     \b

@@ -24,6 +24,8 @@ def _print_report(report) -> None:
         size = f"{f.size / 1024:8.1f} KiB" if f.size is not None else " " * 12
         if f.status == "missing":
             detail = "listed in the manifest but not in the folder"
+        elif f.status == "unreadable":
+            detail = "cannot be read (permission denied?)"
         else:
             detail = f"sha256 {f.sha256[:16]}…"
             if f.status == "mismatch":
