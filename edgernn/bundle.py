@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from edgernn.errors import EdgeRnnError, ModelFileError
+from edgernn.errors import BadInputError, EdgeRnnError, ModelFileError
 from edgernn.manifest_schema import MANIFEST_VERSION, check_manifest, check_plain_name, format_major
 from edgernn.spec import SPEC_VERSION, ModelSpec
 
@@ -133,18 +133,41 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_output_path(path: Path) -> Path:
+    """Make sure a file can be written at ``path`` (its folder is created): one BadInputError line if not."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInputError(f"{path}: is a folder; give a file path for the output")
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise BadInputError(f"{path}: cannot write here, {folder} is a file, not a folder")
+            break
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInputError(f"{path}: cannot create its folder ({e.strerror or e})") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise BadInputError(f"{path}: cannot write here, permission denied on {path.parent}")
+    return path
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same folder, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = check_output_path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise BadInputError(f"{path}: cannot write here ({e.strerror or e}); choose a writable folder") from None
     try:
         os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; give what open() would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # e.g. the disk is full
+            raise BadInputError(f"{path}: could not write it ({e.strerror or e}); nothing was written") from None
         raise
 
 

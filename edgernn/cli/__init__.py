@@ -43,6 +43,10 @@ class EdgeRnnGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except click.UsageError as e:  # a bad option value: one line, like every other input error
+            where = e.ctx.command_path if e.ctx is not None else ctx.command_path
+            click.echo(f"error: {e.format_message()} (see '{where} --help')", err=True)
+            ctx.exit(e.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except BrokenPipeError:  # the reader of our output went away (`| head`): stop quietly

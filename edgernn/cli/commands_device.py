@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from edgernn.cli import cli, emit_json, fmt
+from edgernn.cli.options import THREADS
 
 
 def _print_report(report) -> None:
@@ -50,7 +51,7 @@ def _print_report(report) -> None:
 @cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--variant", "variants", multiple=True, help="check only this variant (repeatable; default: all)")
-@click.option("--threads", type=int, help="onnxruntime intra-op threads")
+@click.option("--threads", type=THREADS, help="onnxruntime intra-op threads")
 @click.option("--save-outputs", type=click.Path(path_type=Path),
               help="also write every variant's probe outputs to this .npz (to compare devices)")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")

@@ -8,21 +8,31 @@ import click
 
 from edgernn.cli import cli, emit_json, fmt, stderr_is_tty
 from edgernn.cli.export_module import module_options
-from edgernn.cli.options import data_options, data_source
+from edgernn.cli.options import (
+    LENGTH,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_FLOAT,
+    PROBABILITY,
+    SIZE,
+    THREADS,
+    data_options,
+    data_source,
+)
 
 
 @cli.command()
 @data_options
 @click.option("--cell", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True)
-@click.option("--hidden", "hidden_size", type=int, default=32, show_default=True, help="hidden units per layer")
-@click.option("--layers", "num_layers", type=int, default=1, show_default=True)
+@click.option("--hidden", "hidden_size", type=SIZE, default=32, show_default=True, help="hidden units per layer")
+@click.option("--layers", "num_layers", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.option("--bidirectional", is_flag=True, help="bidirectional backbone (window graph only: cannot stream)")
-@click.option("--dropout", type=float, default=0.0, show_default=True, help="between stacked layers")
-@click.option("--epochs", type=int, default=60, show_default=True, help="at most; early stopping may end sooner")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=5e-3, show_default=True, help="Adam learning rate")
-@click.option("--patience", type=int, default=8, show_default=True, help="epochs without validation improvement before stopping")
-@click.option("--threads", type=int, help="torch threads")
+@click.option("--dropout", type=PROBABILITY, default=0.0, show_default=True, help="between stacked layers")
+@click.option("--epochs", type=POSITIVE, default=60, show_default=True, help="at most; early stopping may end sooner")
+@click.option("--batch-size", type=SIZE, default=64, show_default=True)
+@click.option("--lr", type=POSITIVE_FLOAT, default=5e-3, show_default=True, help="Adam learning rate")
+@click.option("--patience", type=NON_NEGATIVE, default=8, show_default=True, help="epochs without validation improvement before stopping")
+@click.option("--threads", type=THREADS, help="torch threads")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="run folder to write")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 @click.option("--quiet", is_flag=True, help="no progress bar")
@@ -56,8 +66,8 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="bundle folder to write")
 @click.option("--no-validate", is_flag=True, help="skip the parity check (not recommended)")
-@click.option("--opset", type=int, help="ONNX opset to write (default 17)")
-@click.option("--ir-version", type=int, help="ONNX IR version to write (default 8)")
+@click.option("--opset", type=click.IntRange(1, 99), help="ONNX opset to write (default 17)")
+@click.option("--ir-version", type=click.IntRange(1, 99), help="ONNX IR version to write (default 8)")
 @click.option("--target-runtime", help="the runtime the device has, e.g. onnxruntime==1.16: picks IR version and "
               "opset it loads, leaves out variants it cannot run")
 @click.option("--quantize", "precisions", metavar="LIST",
@@ -112,8 +122,8 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
 @cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="also compare with PyTorch on these weights")
-@click.option("--batch", "batches", type=int, multiple=True, help="batch sizes to sweep (default 1, 3, 16)")
-@click.option("--length", "lengths", type=int, multiple=True, help="lengths to sweep (default 1, window, 3×window)")
+@click.option("--batch", "batches", type=SIZE, multiple=True, help="batch sizes to sweep (default 1, 3, 16)")
+@click.option("--length", "lengths", type=LENGTH, multiple=True, help="lengths to sweep (default 1, window, 3×window)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--warn-only", is_flag=True, help="report failures but exit 0")
 @click.option("--json", "as_json", is_flag=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgernn.cli import cli, emit_json, fmt
-from edgernn.cli.options import data_options, data_source
+from edgernn.cli.options import NON_NEGATIVE_FLOAT, POSITIVE, SIZE, THREADS, data_options, data_source
 
 
 @cli.command()
@@ -15,10 +15,10 @@ from edgernn.cli.options import data_options, data_source
 @click.option("--data", "data_path", type=click.Path(path_type=Path),
               help="test data file (default: the test split of the data the model was trained on)")
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="also score PyTorch float on these weights")
-@click.option("--max-drop", type=float,
+@click.option("--max-drop", type=NON_NEGATIVE_FLOAT,
               help="largest drop allowed vs ONNX fp32: accuracy points, or % relative MSE [default: 1 point, 2 %]")
 @click.option("--plot", type=click.Path(path_type=Path), help="write a metric-vs-size/latency plot (.png)")
-@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--threads", type=THREADS, default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 def evaluate(bundle, data_path, checkpoint, max_drop, plot, threads, as_json):
     """Task metric of every variant on test data, beside float; exit 1 if one drops too far.
@@ -49,10 +49,10 @@ def evaluate(bundle, data_path, checkpoint, max_drop, plot, threads, as_json):
 
 @cli.command()
 @data_options
-@click.option("--hidden", "hidden_size", type=int, default=32, show_default=True,
+@click.option("--hidden", "hidden_size", type=SIZE, default=32, show_default=True,
               help="LSTM hidden units; the GRU gets the size with the closest parameter count")
-@click.option("--layers", "num_layers", type=int, default=1, show_default=True)
-@click.option("--epochs", type=int, default=60, show_default=True)
+@click.option("--layers", "num_layers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--epochs", type=POSITIVE, default=60, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="folder for both runs and bundles [default: compare-<data>]")
 @click.option("--plot", type=click.Path(path_type=Path), help="write the comparison plot here [default: <out>/compare.png]")
 @click.option("--json", "as_json", is_flag=True)

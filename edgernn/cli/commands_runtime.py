@@ -8,6 +8,8 @@ from pathlib import Path
 import click
 
 from edgernn.cli import cli, emit_json
+from edgernn.cli.options import POSITIVE, THREADS
+from edgernn.errors import BadInputError
 
 
 @cli.command()
@@ -18,14 +20,14 @@ from edgernn.cli import cli, emit_json
 @click.option("--output", type=click.Path(path_type=Path), help="write here (.jsonl or .csv) instead of stdout")
 @click.option("--format", "fmt_name", type=click.Choice(["jsonl", "csv"]), help="output format (default: from --output's suffix, else jsonl)")
 @click.option("--variant", help="bundle variant to run (default onnx-window-fp32; with --stream its step twin)")
-@click.option("--threads", type=int, default=1, show_default=True, help="inference threads")
+@click.option("--threads", type=THREADS, default=1, show_default=True, help="inference threads")
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "ai-edge-litert", "tflite-runtime"]),
               default="auto", show_default=True,
               help="runtime for the variant: onnxruntime for .onnx; for .tflite the LiteRT interpreter or "
               "tflite-runtime (auto: the first installed)")
 @click.option("--on-error", type=click.Choice(["skip", "stop"]), default="skip", show_default=True,
               help="--stream: a bad line is reported on stderr and skipped, or stops the stream (exit 2)")
-@click.option("--reset-every", type=int, help="--stream: clear the state every N frames (an empty line also resets)")
+@click.option("--reset-every", type=POSITIVE, help="--stream: clear the state every N frames (an empty line also resets)")
 @click.option("--lengths", "lengths_path", type=click.Path(path_type=Path),
               help="each window's real length (.npy or one integer per line), for padded windows of models "
               "exported with lengths")
@@ -42,7 +44,6 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
     """
     from edgernn.bundle import atomic_write_text
     from edgernn.data import load_inputs
-    from edgernn.errors import BadInputError
     from edgernn.runtime import load
     from edgernn.runtime.records import render
 
@@ -121,16 +122,22 @@ def info(model, as_json):
 
 
 def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> None:
-    from edgernn.runtime.stream_io import run_stream
+    """Frames from ``--input`` or stdin, answers to ``--output`` or stdout. An existing ``--output`` file is
+    replaced only once the stream has answered a frame (or ended cleanly), never by a stream that failed first."""
+    from edgernn.runtime.stream_io import OutputOnFirstWrite, run_stream
 
     session = model.stream(batch=1)
-    source = open(input_path, encoding="utf-8") if input_path else sys.stdin
-    sink = open(output, "w", encoding="utf-8") if output else sys.stdout
+    source = _open_frames(input_path)
+    sink = _open_output(output) if output else sys.stdout
+    if sink is None:
+        source.close()
+        raise BadInputError("stdout is closed: give --output FILE for the answers")
     warn = lambda message: click.echo(f"warning: {message}", err=True)  # noqa: E731
-    summary = None
+    summary, finished = None, False
     try:
         summary = run_stream(session, source, sink, fmt=fmt_name, on_error=on_error,
                              reset_every=reset_every, warn=warn)
+        finished = True
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, like other filters
@@ -139,28 +146,86 @@ def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> N
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     finally:
-        if input_path:
-            source.close()
-        if output:
-            sink.close()
+        source.close()
+        if isinstance(sink, OutputOnFirstWrite):
+            sink.close(keep=finished)
     if summary is not None:
         click.echo(summary.line(), err=True)
     else:
         click.echo(f"stream interrupted after {session.steps} steps since the last reset", err=True)
 
 
+def _open_frames(input_path: Path | None):
+    """The text the frames come from. Undecodable bytes become U+FFFD, so a line of binary garbage is one bad
+    line (reported and skipped), not the end of the stream."""
+    import io
+
+    if input_path is None:
+        if sys.stdin is None:  # fd 0 closed
+            raise BadInputError("stdin is closed: pipe frames in, or give --input FILE")
+        if sys.stdin.closed:
+            raise BadInputError("stdin is closed: pipe frames in, or give --input FILE")
+        buffer = getattr(sys.stdin, "buffer", None)
+        if buffer is None:  # stdin replaced by a text-only stream
+            return _Borrowed(sys.stdin)
+        return _Borrowed(io.TextIOWrapper(buffer, encoding="utf-8", errors="replace"), detach=True)
+    if not input_path.exists():
+        raise BadInputError(f"{input_path}: no such file; check the --input path")
+    if input_path.is_dir():
+        raise BadInputError(f"{input_path}: expected a file of frames, got a directory")
+    try:
+        return open(input_path, encoding="utf-8", errors="replace")
+    except PermissionError:
+        raise BadInputError(f"{input_path}: permission denied; make the file readable") from None
+    except OSError as e:
+        raise BadInputError(f"{input_path}: cannot read it ({e.strerror or e})") from None
+
+
+class _Borrowed:
+    """A stream we read but do not own: closing it leaves it open."""
+
+    def __init__(self, stream, detach: bool = False):
+        self.stream, self.detach = stream, detach
+
+    def __iter__(self):
+        return iter(self.stream)
+
+    def close(self) -> None:
+        if self.detach:  # our text wrapper around sys.stdin's buffer: let go of the buffer, leave it open
+            self.stream.detach()
+
+
+def _open_output(output: Path):
+    from edgernn.bundle import check_output_path
+    from edgernn.runtime.stream_io import OutputOnFirstWrite
+
+    check_output_path(output)
+    try:
+        return OutputOnFirstWrite(output)
+    except OSError as e:
+        raise BadInputError(f"{output}: cannot write here ({e.strerror or e}); choose a writable folder") from None
+
+
 def read_integers(path: Path, what: str):
     """Integers from .npy, or from .csv/.txt (comma-separated, one row per window): token ids or lengths."""
     import numpy as np
 
-    from edgernn.errors import BadInputError
+    from edgernn.data.checks import load_numpy, require_file
 
-    if not Path(path).is_file():
-        raise BadInputError(f"{path}: no such file")
-    try:
-        values = np.load(path) if Path(path).suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=2)
-    except ValueError as e:
-        raise BadInputError(f"{path}: expected {what} as integers, could not read them ({e})") from None
+    p = require_file(path, extensions=(".npy", ".csv", ".txt"))
+    if p.suffix == ".npy":
+        values = load_numpy(p, str(path), "integers")
+        if not isinstance(values, np.ndarray):
+            values.close()
+            raise BadInputError(f"{path}: expected one array of {what} (.npy), got a .npz archive")
+        if not (np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_):
+            raise BadInputError(f"{path}: expected {what} as integers, got values of type {values.dtype}")
+    else:
+        try:
+            values = np.loadtxt(p, delimiter=",", ndmin=2, encoding="utf-8")
+        except (ValueError, UnicodeDecodeError) as e:
+            message = " ".join(str(e).split())[:120]
+            raise BadInputError(f"{path}: expected {what} as integers, could not read them ({message})") from None
     if values.size == 0:
         raise BadInputError(f"{path}: no {what} in the file")
     if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgernn.data.numpy_files import load_numpy  # noqa: F401  (re-exported: the readers' one NumPy loader)
 from edgernn.errors import BadInputError
 
 
@@ -23,6 +24,12 @@ def require_file(path: str | Path, *, extensions: tuple[str, ...]) -> Path:
         )
     if p.stat().st_size == 0:
         raise BadInputError(f"{path}: file is empty")
+    try:
+        open(p, "rb").close()
+    except PermissionError:
+        raise BadInputError(f"{path}: permission denied; make the file readable") from None
+    except OSError as e:
+        raise BadInputError(f"{path}: cannot read it ({e.strerror or e})") from None
     return p
 
 
@@ -49,18 +56,3 @@ def require_positive_int(value: object, name: str, *, allow_none: bool = False) 
         return
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise BadInputError(f"{name} must be a positive integer, got {value!r}")
-
-
-def load_numpy(p: Path, source: str, dtypes: str = "a numeric dtype"):
-    """``np.load`` without pickles: an array (.npy) or an archive (.npz), or one line saying what is wrong."""
-    try:
-        return np.load(p, allow_pickle=False)
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise BadInputError(
-                f"{source}: expected a NumPy {p.suffix} file of plain arrays, got pickled Python objects or "
-                f"another format; save with numpy.save/savez and {dtypes}"
-            ) from None
-        raise BadInputError(f"{source}: not a valid {p.suffix} file: {e}") from None
-    except (OSError, EOFError) as e:
-        raise BadInputError(f"{source}: not a valid {p.suffix} file: {e}") from None

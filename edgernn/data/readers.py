@@ -162,6 +162,9 @@ def _np_load(p: Path, source: str):
 
 def _read_npy(p: Path, source: str, head: str | None) -> _Series | _Cases:
     array = _np_load(p, source)
+    if not isinstance(array, np.ndarray):  # a .npz archive under a .npy name
+        array.close()
+        raise BadInputError(f"{source}: expected one array (.npy), got a .npz archive; rename it to .npz")
     if head is None:
         if array.ndim != 1:
             raise BadInputError(
@@ -188,7 +191,10 @@ def _read_npy(p: Path, source: str, head: str | None) -> _Series | _Cases:
 
 
 def _read_npz(p: Path, source: str, head: str | None) -> _Cases:
-    with _np_load(p, source) as archive:
+    archive = _np_load(p, source)
+    if isinstance(archive, np.ndarray):
+        raise BadInputError(f"{source}: expected a .npz archive with arrays 'x' and 'y', got one array (.npy)")
+    with archive:
         missing = [key for key in ("x", "y") if key not in archive.files]
         if missing:
             raise BadInputError(f"{source}: expected arrays 'x' and 'y', got {sorted(archive.files)}")

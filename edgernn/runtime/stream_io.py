@@ -8,15 +8,22 @@ by default, skipped; an empty line (or ``--reset-every N``) clears the state.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
+from edgernn.bundle import current_umask
 from edgernn.errors import BadInputError
 from edgernn.runtime.records import csv_header, csv_row, jsonl_row
 from edgernn.runtime.stream import StreamSession
+
+
+FIRST_ERRORS = 10  # bad lines remembered by number; the rest are only counted, so memory stays flat
+MAX_LINE = 1 << 20  # characters; a longer line is refused without parsing it
 
 
 @dataclass
@@ -24,7 +31,12 @@ class StreamSummary:
     frames: int = 0
     skipped: int = 0
     resets: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # the first FIRST_ERRORS bad lines' messages
+
+    def note_error(self, message: str) -> None:
+        self.skipped += 1
+        if len(self.errors) < FIRST_ERRORS:
+            self.errors.append(message)
 
     def line(self) -> str:
         return f"stream ended: {self.frames} frames, {self.skipped} bad lines skipped, {self.resets} resets"
@@ -33,9 +45,13 @@ class StreamSummary:
 def parse_frame(line: str, features: int) -> np.ndarray:
     """One frame from a line: ``0.1,0.2,0.3`` or ``[0.1, 0.2, 0.3]``."""
     text = line.strip()
+    if len(text) > MAX_LINE:
+        raise BadInputError(f"expected {features} values per frame, got a line of {len(text)} characters")
+    if "\ufffd" in text or "\x00" in text:  # undecodable bytes (replaced on reading) or NUL: binary, not text
+        raise BadInputError(f"expected {features} numbers as UTF-8 text, got binary data")
     try:
         values = json.loads(text) if text.startswith("[") else [float(v) for v in text.split(",")]
-    except (ValueError, json.JSONDecodeError):
+    except (ValueError, json.JSONDecodeError, RecursionError):
         raise BadInputError(f"expected {features} numbers separated by commas (or a JSON array), got {text[:60]!r}") from None
     if not isinstance(values, list) or len(values) != features:
         n = len(values) if isinstance(values, list) else 1
@@ -77,8 +93,7 @@ def run_stream(
             if on_error == "stop":
                 raise BadInputError(message) from None
             warn(message)
-            summary.skipped += 1
-            summary.errors.append(message)
+            summary.note_error(message)
             continue
         record = {"frame": summary.frames + 1, "step": session.steps + 1, **session.step(frame).records()[0]}
         if fmt == "jsonl":
@@ -94,3 +109,45 @@ def run_stream(
             session.reset()
             summary.resets += 1
     return summary
+
+
+class OutputOnFirstWrite:
+    """A text sink for ``--output`` that leaves an existing file untouched until there is something to write.
+
+    Text goes to a temporary file beside ``path``; the first write renames it over ``path`` (so a reader
+    sees each answer at once from then on). ``close(keep=False)`` before any write removes the
+    temporary file and the old output stays as it was; ``close(keep=True)`` publishes even an empty result.
+    """
+
+    def __init__(self, path: Path):
+        import tempfile
+
+        self.path, self.published = Path(path), False
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial", dir=self.path.parent)
+        os.fchmod(fd, 0o666 & ~current_umask())
+        self.file = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, text: str) -> int:
+        n = self.file.write(text)
+        if not self.published and text:
+            self.publish()
+        return n
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def publish(self) -> None:
+        self.file.flush()
+        os.replace(self.tmp, self.path)
+        self.published = True
+
+    def close(self, keep: bool) -> None:
+        try:
+            self.file.close()
+            if not self.published:
+                if keep:
+                    os.replace(self.tmp, self.path)
+                    self.published = True
+        finally:
+            if not self.published:
+                Path(self.tmp).unlink(missing_ok=True)
