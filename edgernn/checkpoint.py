@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgernn.bundle import atomic_write_bytes, atomic_write_text
-from edgernn.errors import MissingDependencyError, ModelFileError
+from edgernn.errors import BadInputError, MissingDependencyError, ModelFileError
 from edgernn.spec import ModelSpec
 
 WEIGHTS_NAME = "model.safetensors"
@@ -69,12 +69,23 @@ def load_checkpoint(path: Path) -> Checkpoint:
     try:
         info = json.loads(info_path.read_text(encoding="utf-8"))
         spec = ModelSpec.from_dict(info["spec"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, KeyError, TypeError, AttributeError) as e:
         raise ModelFileError(f"{info_path}: damaged checkpoint description ({type(e).__name__}: {e})") from None
+    except (BadInputError, ValueError) as e:
+        raise ModelFileError(f"{info_path}: damaged checkpoint description ({e})") from None
+    except PermissionError:
+        raise ModelFileError(f"{info_path}: permission denied; make the checkpoint readable") from None
+    except OSError as e:
+        raise ModelFileError(f"{info_path}: cannot read it ({e.strerror or e})") from None
     try:
         weights = _safetensors_numpy().load_file(str(weights_path))
+    except PermissionError:
+        raise ModelFileError(f"{weights_path}: permission denied; make the checkpoint readable") from None
     except Exception as e:  # safetensors raises its own error types for bad headers
-        raise ModelFileError(f"{weights_path}: not a readable safetensors file ({e})") from None
+        message = " ".join(str(e).split())[:200]
+        raise ModelFileError(f"{weights_path}: not a readable safetensors file ({message})") from None
+    if spec.plain:
+        check_weights(spec, weights, weights_path)
     return Checkpoint(
         spec=spec,
         weights=dict(weights),
@@ -84,3 +95,40 @@ def load_checkpoint(path: Path) -> Checkpoint:
         metrics=info.get("metrics", {}),
         versions=info.get("versions", {}),
     )
+
+
+def expected_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
+    """The weights a plain model (an nn.LSTM/GRU stack and a Linear head) of ``spec`` has, by name."""
+    rows, H = spec.gates * spec.hidden_size, spec.hidden_size  # (G*H) rows: the gates stacked
+    shapes: dict[str, tuple[int, ...]] = {}
+    for layer in range(spec.num_layers):
+        in_size = spec.input_size if layer == 0 else H * spec.num_directions
+        for suffix in ("", "_reverse")[: spec.num_directions]:
+            shapes[f"rnn.weight_ih_l{layer}{suffix}"] = (rows, in_size)
+            shapes[f"rnn.weight_hh_l{layer}{suffix}"] = (rows, H)
+            shapes[f"rnn.bias_ih_l{layer}{suffix}"] = (rows,)
+            shapes[f"rnn.bias_hh_l{layer}{suffix}"] = (rows,)
+    shapes["head.weight"] = (spec.output_size, H * spec.num_directions)
+    shapes["head.bias"] = (spec.output_size,)
+    return shapes
+
+
+def check_weights(spec: ModelSpec, weights: dict[str, np.ndarray], where: Path) -> None:
+    """Refuse weights that do not fit the spec, naming the first mismatch (at load, not deep in an export)."""
+    described = (f"the spec's {spec.num_layers}-layer {'bidirectional ' if spec.bidirectional else ''}{spec.cell} "
+                 f"with {spec.input_size} inputs, hidden size {spec.hidden_size}, {spec.output_size} outputs")
+    expected = expected_shapes(spec)
+    for name, shape in expected.items():
+        if name not in weights:
+            raise ModelFileError(f"{where}: has no weight {name} of shape {shape}, which {described} needs; "
+                                 f"{CHECKPOINT_NAME} and the weights disagree")
+        got = tuple(weights[name].shape)
+        if got != shape:
+            raise ModelFileError(f"{where}: expected {name} of shape {shape} for {described}, got {got}; "
+                                 f"{CHECKPOINT_NAME} and the weights disagree")
+        if not np.issubdtype(weights[name].dtype, np.floating) or not np.isfinite(weights[name]).all():
+            raise ModelFileError(f"{where}: weight {name} holds non-finite or non-float values ({weights[name].dtype})")
+    extra = sorted(set(weights) - set(expected))
+    if extra:
+        raise ModelFileError(f"{where}: holds weights {described} does not have ({', '.join(extra[:4])}); "
+                             f"{CHECKPOINT_NAME} and the weights disagree")

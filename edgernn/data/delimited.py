@@ -1,6 +1,7 @@
 """Reading comma- (``.csv``) or tab-separated (``.tsv``) text into cells that remember their line.
 
-Blank lines are skipped. The first row is a header, and dropped, when one of its cells after the
+Blank lines are skipped between cases; inside a series (rows are time steps) they are refused,
+since dropping one would shift every later step (``Table.require_no_gaps``). The first row is a header, and dropped, when one of its cells after the
 first is non-numeric text, or when its only or first cell is text and the next row's is a number
 (a one-column series with a title). Errors name the line and column of the offending cell.
 """
@@ -22,6 +23,17 @@ class Table:
     lines: list[int]  # 1-based line number of each row in the file
     source: str
     has_header: bool
+    blank_lines: tuple[int, ...] = ()  # empty lines between the first and the last data row
+
+    def require_no_gaps(self, what: str) -> None:
+        """Refuse empty lines inside the data where each row is a time step: dropping one would shift the series."""
+        if self.blank_lines:
+            first, count = self.blank_lines[0], len(self.blank_lines)
+            raise BadInputError(
+                f"{self.source}: line {first} is empty inside the {what} ({count} empty line{'s' * (count > 1)} "
+                "in all); every row is a time step, so a missing one would shift the series: fill it, or delete "
+                "the line if it is not a step"
+            )
 
     def where(self, row: int, column: int) -> str:
         return f"line {self.lines[row]}, column {column + 1}"
@@ -73,6 +85,7 @@ def read_table(path: Path, source: str) -> Table:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     rows: list[list[str]] = []
     lines: list[int] = []
+    blank: list[int] = []
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, delimiter=delimiter)
@@ -81,16 +94,23 @@ def read_table(path: Path, source: str) -> Table:
                 if any(cells):
                     rows.append(cells)
                     lines.append(reader.line_num)
+                else:
+                    blank.append(reader.line_num)
     except UnicodeDecodeError:
         raise BadInputError(f"{source}: expected UTF-8 text, got binary data; is it really a CSV file?") from None
     except csv.Error as e:
         raise BadInputError(f"{source}: not a readable CSV file: {e}") from None
+    except PermissionError:
+        raise BadInputError(f"{source}: permission denied; make the file readable") from None
+    except OSError as e:
+        raise BadInputError(f"{source}: cannot read it ({e.strerror or e})") from None
     has_header = bool(rows) and _looks_like_header(rows)
     if has_header:
         rows, lines = rows[1:], lines[1:]
     if not rows:
         raise BadInputError(f"{source}: expected rows of numbers, got no data rows")
-    return Table(rows, lines, source, has_header)
+    inside = tuple(n for n in blank if lines[0] < n < lines[-1])
+    return Table(rows, lines, source, has_header, inside)
 
 
 def _looks_like_header(rows: list[list[str]]) -> bool:

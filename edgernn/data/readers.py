@@ -125,6 +125,7 @@ def _read_table_file(p: Path, source: str, head: str | None) -> _Series | _Cases
     width = len(table.rows[0])
     if head == "forecast":
         table.require_width(width, f"{width} features, as on line {table.lines[0]}")
+        table.require_no_gaps("series")
         return _Series(table.numbers(), notes)
     if width < 2:
         raise BadInputError(f"{source}: expected a target and a sequence on each row, got 1 column; {PASS_HEAD}")
