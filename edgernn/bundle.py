@@ -193,7 +193,10 @@ def read_manifest(bundle_dir: Path) -> Manifest:
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / MANIFEST_NAME
     if not bundle_dir.exists():
-        raise ModelFileError(f"{bundle_dir}: no such bundle directory or model file")
+        old = bundle_dir.with_name(f".{bundle_dir.name}.old")
+        hint = (f"; {old} holds the bundle an interrupted export was replacing (the next export to this path "
+                "restores it, or move it back yourself)") if old.is_dir() else ""
+        raise ModelFileError(f"{bundle_dir}: no such bundle directory or model file{hint}")
     if not path.is_file():
         raise ModelFileError(
             f"{bundle_dir}: not a bundle (expected {MANIFEST_NAME} inside); "
