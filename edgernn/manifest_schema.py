@@ -8,6 +8,7 @@ Each problem is one ``ModelFileError`` line naming the field. Standard library o
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -32,6 +33,8 @@ SPEC = {"cell": OPT_STR, "input_size": OPT_INT, "hidden_size": OPT_INT, "num_lay
         "bidirectional": BOOL, "dropout": Number, "head": OPT_STR, "output_size": INT, "labels": LIST,
         "window": OPT_INT, "task": OPT_STR, "normalization": (dict, type(None)), "spec_version": INT,
         "proj_size": INT, "head_input": STR, "vocab_size": INT, "module": OPT_STR}
+PRECISION_ENTRY = {"initializer": STR, "op": STR, "shape": LIST, "asked": STR, "stored": STR, "compute": STR,
+                   "achieved": BOOL}
 NORMALIZATION_FIELDS = ("x_mean", "x_std", "y_mean", "y_std")
 VERSION_KEYS = ("manifest_version", "format_version", "version")  # the last two: spellings seen in the wild
 
@@ -109,6 +112,9 @@ def check_spec(spec: dict, spec_version: int, runtime_version: str) -> None:
             _check_type(values, list, f"spec.normalization.{key}")
             for i, v in enumerate(values):
                 _check_type(v, Number, f"spec.normalization.{key}[{i}]")
+                if not math.isfinite(v) or (key.endswith("_std") and v <= 0):
+                    raise ModelFileError(f"manifest field spec.normalization.{key}[{i}] must be a finite number"
+                                         f"{' above 0' if key.endswith('_std') else ''}, got {v!r}")
 
 
 def check_tensor(t: Any, where: str) -> None:
@@ -141,7 +147,15 @@ def check_variant(v: Any, where: str) -> None:
     for i, r in enumerate(v.get("requires", [])):
         _check_type(r, str, f"{where}.requires[{i}]")
     for i, r in enumerate(v.get("precision_report", [])):
-        _check_type(r, dict, f"{where}.precision_report[{i}]")
+        at = f"{where}.precision_report[{i}]"
+        _check_type(r, dict, at)
+        missing = [k for k in PRECISION_ENTRY if k not in r]
+        if missing:
+            raise ModelFileError(f"manifest field {at} lacks {', '.join(missing)}")
+        _check_fields(r, PRECISION_ENTRY, at)
+    for key, value in v.get("parity", {}).items():
+        if key.startswith("max") or key.startswith("mean"):
+            _check_type(value, Number, f"{where}.parity.{key}")
 
 
 def check_manifest(d: Any, *, spec_version: int, runtime_version: str) -> None:
@@ -154,6 +168,13 @@ def check_manifest(d: Any, *, spec_version: int, runtime_version: str) -> None:
             raise ModelFileError(f"manifest lacks the field {key}")
     _check_fields(d, TOP_LEVEL, "")
     check_spec(d["spec"], spec_version, runtime_version)
+    probe = d.get("probe", {})
+    if "x" in probe:
+        _check_type(probe["x"], list, "probe.x")
+    if "outputs" in probe:
+        _check_type(probe["outputs"], dict, "probe.outputs")
+        for name, values in probe["outputs"].items():
+            _check_type(values, list, f"probe.outputs.{name}")
     names = set()
     for i, v in enumerate(d["variants"]):
         check_variant(v, f"variants[{i}]")

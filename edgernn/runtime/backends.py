@@ -30,12 +30,18 @@ class OnnxBackend:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             first = first if len(first) <= 200 else first[:200] + "…"
             raise ModelFileError(f"{path}: onnxruntime {ort.__version__} cannot load this model ({first})") from None
+        self.path = Path(path)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.version = ort.__version__
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return dict(zip(self.output_names, self.session.run(None, feeds)))
+        try:
+            return dict(zip(self.output_names, self.session.run(None, feeds)))
+        except Exception as e:  # onnxruntime's own types (Fail, InvalidArgument, …): the model cannot run these feeds
+            first = " ".join(str(e).split())
+            first = first if len(first) <= 240 else first[:240] + "…"
+            raise ModelFileError(f"{self.path.name}: onnxruntime could not run this model ({first})") from None
 
 
 def onnx_metadata(path: Path) -> dict[str, str]:

@@ -156,9 +156,25 @@ class Model:
         """Windows ``(N, T, F)`` in data units (or token ids ``(N, T)``); ``lengths`` (N,) for padded windows."""
         x = normalize_input(self.spec, check_windows(x, self.spec))
         lengths = None if lengths is None else check_lengths(lengths, x)
-        ys = [self.window(x[i : i + CHUNK], None if lengths is None else lengths[i : i + CHUNK])["y"]
+        ys = [self._y(self.window(x[i : i + CHUNK], None if lengths is None else lengths[i : i + CHUNK]))
               for i in range(0, len(x), CHUNK)]
-        return postprocess(self.spec, np.concatenate(ys))
+        return postprocess(self.spec, check_outputs(self.spec, np.concatenate(ys), len(x), self.path.name))
+
+
+    def _y(self, out: dict[str, np.ndarray]) -> np.ndarray:
+        if "y" not in out:
+            raise ModelFileError(f"{self.path.name}: this window graph has no output y (it has "
+                                 f"{', '.join(out) or 'none'}); it is not a graph edgernn wrote: export it again")
+        return out["y"]
+
+
+def check_outputs(spec: ModelSpec, y: np.ndarray, n: int, where: str) -> np.ndarray:
+    """The head's output must be (N, O) (or (N, T, O) for a head on every step) as the spec says."""
+    ok = y.ndim in (2, 3) and y.shape[0] == n and (spec.head is None or y.shape[-1] == spec.output_size)
+    if not ok or not np.issubdtype(y.dtype, np.number):
+        raise ModelFileError(f"{where}: the model answered shape {tuple(y.shape)} of type {y.dtype} for {n} "
+                             f"window(s), not ({n}, {spec.output_size}) as its spec says; export it again")
+    return y
 
 
 def _bare_variant(path: Path, graph: str) -> Variant:

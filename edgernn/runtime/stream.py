@@ -6,8 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from edgernn.errors import BadInputError
-from edgernn.runtime.model import Prediction, postprocess
+from edgernn.errors import BadInputError, ModelFileError
+from edgernn.runtime.model import Prediction, check_outputs, postprocess
 from edgernn.spec import ModelSpec
 
 
@@ -40,9 +40,13 @@ class StreamSession:
     def step_raw(self, x_t: np.ndarray) -> np.ndarray:
         """Advance with a normalised frame ``(B, F)``; return the raw head output ``(B, O)``."""
         out = self.backend.run({"x_t": x_t, **self.state})
+        missing = [n for n in ("y", *(s.replace("_in", "_out") for s in self._state_names)) if n not in out]
+        if missing:
+            raise ModelFileError(f"this step graph has no output {', '.join(missing)}; it is not a step graph "
+                                 "edgernn wrote: export the bundle again")
         self.state = {name: out[name.replace("_in", "_out")] for name in self._state_names}
         self.steps += 1
-        return out["y"]
+        return check_outputs(self.spec, out["y"], x_t.shape[0], "step graph")
 
     def step(self, frame) -> Prediction:
         """Advance with one frame per stream, ``(F,)`` or ``(B, F)`` in data units (a token id per stream
