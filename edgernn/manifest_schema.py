@@ -41,6 +41,8 @@ VERSION_KEYS = ("manifest_version", "format_version", "version")  # the last two
 
 def _type_name(types) -> str:
     types = types if isinstance(types, tuple) else (types,)
+    if float in types:  # "an integer or a number" says less than "a number"
+        types = tuple(t for t in types if t is not int)
     names = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",
              bool: "true/false", type(None): "null"}
     return " or ".join(names.get(t, t.__name__) for t in types)

@@ -13,9 +13,9 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tests.hostile.helpers import fix_checksum, invoke, make_small_bundle, problems, read_manifest  # noqa: E402
+from hostile_helpers import fix_checksum, invoke, make_small_bundle, problems, read_manifest  # noqa: E402
 
 HOSTILE_VALUES = [None, True, -1, 0, 2**63, 1e308, "", "x" * 300, "../x", "/etc/passwd", [], {}, [1, "a"],
                   {"a": []}, float("nan"), "model.onnx"]
