@@ -193,10 +193,7 @@ def read_manifest(bundle_dir: Path) -> Manifest:
     bundle_dir = Path(bundle_dir)
     path = bundle_dir / MANIFEST_NAME
     if not bundle_dir.exists():
-        old = bundle_dir.with_name(f".{bundle_dir.name}.old")
-        hint = (f"; {old} holds the bundle an interrupted export was replacing (the next export to this path "
-                "restores it, or move it back yourself)") if old.is_dir() else ""
-        raise ModelFileError(f"{bundle_dir}: no such bundle directory or model file{hint}")
+        raise missing_bundle(bundle_dir)
     if not path.is_file():
         raise ModelFileError(
             f"{bundle_dir}: not a bundle (expected {MANIFEST_NAME} inside); "
@@ -226,6 +223,14 @@ def read_manifest(bundle_dir: Path) -> Manifest:
     for v in manifest.variants:
         inside(bundle_dir, bundle_dir / v.file, v.file)
     return manifest
+
+
+def missing_bundle(path: Path) -> ModelFileError:
+    """No bundle at ``path``: say so, and where the old one is if an export was killed while replacing it."""
+    old = Path(path).with_name(f".{Path(path).name}.old")
+    hint = (f"; {old.name} beside it holds the bundle an interrupted export was replacing (the next export to "
+            "this path restores it, or move it back yourself)") if old.is_dir() else ""
+    return ModelFileError(f"{path}: no such bundle directory or model file{hint}")
 
 
 def inside(bundle_dir: Path, path: Path, name: str) -> Path:

@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from edgernn.bundle import read_manifest
+from edgernn.bundle import missing_bundle, read_manifest
 from edgernn.errors import ModelFileError
 
 
@@ -20,7 +20,7 @@ def describe(path: Path) -> dict[str, Any]:
         d["bundle"] = str(path)
         return d
     if not path.exists():
-        raise ModelFileError(f"{path}: no such bundle directory or model file")
+        raise missing_bundle(path)
     if path.suffix == ".tflite":
         return _describe_tflite(path)
     if path.suffix != ".onnx":

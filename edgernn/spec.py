@@ -18,6 +18,7 @@ CELLS = ("lstm", "gru")
 HEADS = ("regression", "forecast", "classification")
 HEAD_INPUTS = ("last_step", "final_state", "every_step")  # what the head reads; see ModelSpec
 SPEC_VERSION = 1
+MAX_SIZE = 1 << 24  # no size of an edge model comes near this; a spec beyond it is damaged or hostile
 # Fields only a model exported from the user's own module uses; left out of the JSON at their defaults.
 MODULE_FIELDS = {"proj_size": 0, "head_input": "last_step", "vocab_size": 0, "module": None}
 
@@ -82,13 +83,15 @@ class ModelSpec:
             value = getattr(self, name)
             if value is None and may_omit:
                 continue
-            if not isinstance(value, int) or value < 1:
-                raise BadInputError(f"{name} must be a positive integer, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SIZE:
+                raise BadInputError(f"{name} must be a positive integer up to {MAX_SIZE}, got {value!r}")
         if self.head_input not in HEAD_INPUTS:
             raise BadInputError(f"head_input must be one of {', '.join(HEAD_INPUTS)}, got {self.head_input!r}")
         for name in ("proj_size", "vocab_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise BadInputError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+            if not isinstance(getattr(self, name), int) or not 0 <= getattr(self, name) <= MAX_SIZE:
+                raise BadInputError(f"{name} must be a non-negative integer up to {MAX_SIZE}, got {getattr(self, name)!r}")
+        if self.window is not None and (not isinstance(self.window, int) or not 1 <= self.window <= MAX_SIZE):
+            raise BadInputError(f"window must be a positive integer up to {MAX_SIZE}, got {self.window!r}")
         if self.proj_size and (self.cell != "lstm" or (self.hidden_size or 0) <= self.proj_size):
             raise BadInputError(f"proj_size needs an LSTM with hidden_size > proj_size, got cell {self.cell!r}, "
                                 f"hidden_size {self.hidden_size}, proj_size {self.proj_size}")

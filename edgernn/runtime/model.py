@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from edgernn.bundle import Manifest, Variant, check_file, read_manifest
+from edgernn.bundle import Manifest, Variant, check_file, missing_bundle, read_manifest
 from edgernn.errors import BadInputError, ModelFileError
 from edgernn.runtime.backends import OnnxBackend
 from edgernn.spec import ModelSpec
@@ -209,7 +209,7 @@ def load(path: Path | str, *, variant: str | None = None, threads: int | None = 
         model.backend_choice = backend
         return model
     if not path.exists():
-        raise ModelFileError(f"{path}: no such bundle directory or model file")
+        raise missing_bundle(path)
     if path.suffix == ".tflite":
         return _load_bare_tflite(path, threads, backend)
     if path.suffix != ".onnx":
