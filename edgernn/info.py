@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from edgernn.bundle import missing_bundle, read_manifest
-from edgernn.errors import ModelFileError
+from edgernn.errors import EdgeRnnError, ModelFileError
+from edgernn.spec import ModelSpec
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def describe(path: Path) -> dict[str, Any]:
         "outputs": [{"name": o.name, "shape": list(o.shape), "type": o.type} for o in session.get_outputs()],
     }
     if "edgernn.spec" in meta:
-        d["spec"] = json.loads(meta["edgernn.spec"])
+        d["spec"] = _spec(path, meta["edgernn.spec"])
     try:  # op counts and versions need the onnx package, which a device may not have
         import onnx
 
@@ -66,5 +66,13 @@ def _describe_tflite(path: Path) -> dict[str, Any]:
                     for t in interpreter.get_output_details()],
     }
     if "edgernn.spec" in meta:
-        d["spec"] = json.loads(meta["edgernn.spec"])
+        d["spec"] = _spec(path, meta["edgernn.spec"])
     return d
+
+
+def _spec(path: Path, text: str) -> dict[str, Any]:
+    """The embedded spec, checked as the runtime checks it; a damaged one is one line."""
+    try:
+        return ModelSpec.from_json(text).to_dict()
+    except EdgeRnnError as e:
+        raise ModelFileError(f"{path}: its embedded edgernn spec is damaged ({e})") from None

@@ -173,6 +173,11 @@ class ModelSpec:
     def from_json(cls, text: str) -> "ModelSpec":
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             raise BadInputError(f"model spec is not valid JSON: {e}") from None
-        return cls.from_dict(data)
+        if not isinstance(data, dict):
+            raise BadInputError(f"model spec must be a JSON object, got {type(data).__name__}")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError, AttributeError) as e:  # a field of the wrong type
+            raise BadInputError(f"model spec is damaged ({type(e).__name__}: {e})") from None

@@ -75,23 +75,30 @@ def main(seed: int, count: int, work: Path) -> None:
     for case in range(count):
         bundle = work / f"case{case}"
         shutil.copytree(base, bundle)
-        if case % 2 == 0:  # a damaged model file whose checksum was fixed up: the loader must reach it
+        kind = case % 5
+        commands = [["run", bundle, "--input", x], ["run", bundle, "--stream"], ["verify", bundle], ["info", bundle]]
+        if kind in (0, 2):  # a damaged model file whose checksum was fixed up: the loader must reach it
             file = rng.choice(["model.onnx", "model.step.onnx"])
             (bundle / file).write_bytes(mutate_bytes(model if file == "model.onnx" else step, rng))
             fix_checksum(bundle, file)
             what = f"model {file}"
-        elif case % 4 == 1:  # a manifest with a value replaced, deleted or retyped
+        elif kind == 1:  # a manifest with a value replaced, deleted or retyped
             manifest = read_manifest(bundle)
             for _ in range(rng.randint(1, 3)):
                 mutate_json(manifest, rng)
             (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
             what = "manifest values"
-        else:  # a manifest damaged byte by byte
+        elif kind == 3:  # a manifest damaged byte by byte
             text = (bundle / "manifest.json").read_bytes()
             (bundle / "manifest.json").write_bytes(mutate_bytes(text, rng))
             what = "manifest bytes"
+        else:  # a bare .onnx file (no manifest, no checksum): its embedded metadata is all there is
+            file = rng.choice(["model.onnx", "model.step.onnx"])
+            bare = bundle / f"bare.{file}"
+            bare.write_bytes(mutate_bytes(model if file == "model.onnx" else step, rng))
+            what = f"bare {file}"
+            commands = [["run", bare, "--input", x], ["run", bare, "--stream"], ["info", bare]]
         print(json.dumps({"case": case, "what": what}), file=sys.stderr, flush=True)  # the last one names a crash
-        commands = [["run", bundle, "--input", x], ["run", bundle, "--stream"], ["verify", bundle], ["info", bundle]]
         for args in commands:
             result = invoke(args, input="0.1\n0.2\n" if "--stream" in args else None)
             codes[f"{args[0]} {result.exit_code}"] = codes.get(f"{args[0]} {result.exit_code}", 0) + 1
