@@ -27,14 +27,14 @@ def describe(path: Path) -> dict[str, Any]:
         raise ModelFileError(f"{path}: not a model (expected a bundle folder, or a .onnx or .tflite file)")
     from edgernn.runtime.backends import OnnxBackend
 
-    session = OnnxBackend(path).session
-    meta = dict(session.get_modelmeta().custom_metadata_map)
+    backend = OnnxBackend(path)
+    meta = backend.metadata
     d: dict[str, Any] = {
         "file": str(path),
         "size": path.stat().st_size,
         "graph": meta.get("edgernn.graph"),
-        "inputs": [{"name": i.name, "shape": list(i.shape), "type": i.type} for i in session.get_inputs()],
-        "outputs": [{"name": o.name, "shape": list(o.shape), "type": o.type} for o in session.get_outputs()],
+        "inputs": backend.inputs,
+        "outputs": backend.outputs,
     }
     if "edgernn.spec" in meta:
         d["spec"] = _spec(path, meta["edgernn.spec"])
@@ -47,6 +47,9 @@ def describe(path: Path) -> dict[str, Any]:
         d["ops"] = dict(Counter(n.op_type for n in model.graph.node))
     except ImportError:
         pass
+    except Exception as e:  # protobuf's DecodeError and kin: onnxruntime read it, the stricter onnx parser does not
+        raise ModelFileError(f"{path}: the onnx package cannot parse this model ({type(e).__name__}); "
+                             "it is damaged") from None
     return d
 
 

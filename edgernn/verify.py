@@ -140,10 +140,13 @@ def _probe_arrays(manifest: Manifest) -> tuple[np.ndarray, dict[str, np.ndarray]
                              "so it cannot be self-tested; export it again with a current edgernn")
     ids = manifest.spec.vocab_size > 0  # a model with an Embedding in front takes token ids (B, T)
     try:
-        x = np.asarray(probe["x"], np.int64 if ids else np.float32)
-        expected = {name: np.asarray(values, np.float64) for name, values in probe["outputs"].items()}
-    except (TypeError, ValueError) as e:
+        with np.errstate(over="ignore", invalid="ignore"):  # judged below: a probe must be finite
+            x = np.asarray(probe["x"], np.int64 if ids else np.float32)
+            expected = {name: np.asarray(values, np.float64) for name, values in probe["outputs"].items()}
+    except (TypeError, ValueError, OverflowError) as e:
         raise ModelFileError(f"the manifest's probe is damaged ({e}); export the bundle again") from None
+    if not all(np.isfinite(a).all() for a in (x, *expected.values())):
+        raise ModelFileError("the manifest's probe holds NaN or infinite values; export the bundle again")
     if ids and x.ndim == 2 and x.size:
         return x, expected
     F = manifest.spec.input_size

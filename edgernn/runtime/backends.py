@@ -31,8 +31,14 @@ class OnnxBackend:
             first = first if len(first) <= 200 else first[:200] + "…"
             raise ModelFileError(f"{path}: onnxruntime {ort.__version__} cannot load this model ({first})") from None
         self.path = Path(path)
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        try:  # names and metadata come back as text: a damaged file may hold bytes that are not UTF-8
+            self.input_names = [i.name for i in self.session.get_inputs()]
+            self.output_names = [o.name for o in self.session.get_outputs()]
+            self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+            self.inputs = [{"name": i.name, "shape": list(i.shape), "type": i.type} for i in self.session.get_inputs()]
+            self.outputs = [{"name": o.name, "shape": list(o.shape), "type": o.type} for o in self.session.get_outputs()]
+        except UnicodeDecodeError:
+            raise ModelFileError(f"{path}: damaged model, its names or metadata are not UTF-8 text") from None
         self.version = ort.__version__
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -46,5 +52,4 @@ class OnnxBackend:
 
 def onnx_metadata(path: Path) -> dict[str, str]:
     """The metadata_props of an ONNX file, read through onnxruntime (no onnx package needed)."""
-    backend = OnnxBackend(path)
-    return dict(backend.session.get_modelmeta().custom_metadata_map)
+    return OnnxBackend(path).metadata

@@ -215,7 +215,7 @@ def load(path: Path | str, *, variant: str | None = None, threads: int | None = 
     if path.suffix != ".onnx":
         raise ModelFileError(f"{path}: not a model (expected a bundle folder, or a .onnx or .tflite file)")
     backend = open_backend(path, "onnx", threads, backend)
-    meta = dict(backend.session.get_modelmeta().custom_metadata_map)
+    meta = backend.metadata
     if "edgernn.spec" not in meta:
         raise ModelFileError(f"{path}: an ONNX model without edgernn metadata; export it with `edgernn export`")
     spec = ModelSpec.from_json(meta["edgernn.spec"])
