@@ -11,6 +11,7 @@ import os
 import shutil
 
 import pytest
+from hostile_fixtures import bundle, not_root, small_bundle, windows  # noqa: F401  (fixtures)
 from hostile_helpers import invoke, problems, read_manifest, snapshot, write_manifest
 
 LOADERS = ["run", "verify", "info", "bench", "validate", "evaluate"]

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from hostile_fixtures import bundle, not_root, small_bundle, windows  # noqa: F401  (fixtures)
 from hostile_helpers import invoke, problems
 
 from edgernn.spec import ModelSpec

@@ -9,6 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from hostile_fixtures import bundle, not_root, small_bundle, windows  # noqa: F401  (fixtures)
 from hostile_helpers import invoke, leftovers, problems, snapshot
 
 

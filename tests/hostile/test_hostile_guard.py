@@ -4,6 +4,7 @@ EDGERNN_DEBUG=1 shows the traceback instead."""
 from __future__ import annotations
 
 import pytest
+from hostile_fixtures import bundle, not_root, small_bundle, windows  # noqa: F401  (fixtures)
 from hostile_helpers import invoke
 
 

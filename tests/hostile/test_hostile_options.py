@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hostile_fixtures import bundle, not_root, small_bundle, windows  # noqa: F401  (fixtures)
 from hostile_helpers import invoke, problems
 
 from edgernn.cli.options import MAX_THREADS

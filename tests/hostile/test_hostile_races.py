@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from hostile_fixtures import bundle, not_root, small_bundle, windows  # noqa: F401  (fixtures)
 from hostile_helpers import REPO, invoke, leftovers, problems, snapshot
 
 from edgernn.errors import BadInputError

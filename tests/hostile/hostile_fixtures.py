@@ -1,4 +1,6 @@
-"""Fixtures of the hostile suite: a small bundle (two fp32 ONNX variants of the shipped sum-lstm model)."""
+"""Fixtures of the hostile suite: a small bundle (two fp32 ONNX variants of the shipped sum-lstm model).
+
+Imported by each test module (not a conftest.py: tests/conftest.py is imported by name elsewhere)."""
 
 from __future__ import annotations
 
