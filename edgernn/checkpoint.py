@@ -126,8 +126,8 @@ def check_weights(spec: ModelSpec, weights: dict[str, np.ndarray], where: Path) 
         if got != shape:
             raise ModelFileError(f"{where}: expected {name} of shape {shape} for {described}, got {got}; "
                                  f"{CHECKPOINT_NAME} and the weights disagree")
-        if not np.issubdtype(weights[name].dtype, np.floating) or not np.isfinite(weights[name]).all():
-            raise ModelFileError(f"{where}: weight {name} holds non-finite or non-float values ({weights[name].dtype})")
+        if not np.issubdtype(weights[name].dtype, np.floating):  # NaN/inf are the parity check's to report
+            raise ModelFileError(f"{where}: weight {name} holds {weights[name].dtype} values, expected floats")
     extra = sorted(set(weights) - set(expected))
     if extra:
         raise ModelFileError(f"{where}: holds weights {described} does not have ({', '.join(extra[:4])}); "

@@ -44,8 +44,7 @@ class EdgeRnnGroup(click.Group):
             click.echo("interrupted", err=True)
             ctx.exit(130)
         except click.UsageError as e:  # a bad option value: one line, like every other input error
-            where = e.ctx.command_path if e.ctx is not None else ctx.command_path
-            click.echo(f"error: {e.format_message()} (see '{where} --help')", err=True)
+            click.echo(f"error: {_usage_line(e, ctx)}", err=True)
             ctx.exit(e.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -61,6 +60,15 @@ class EdgeRnnGroup(click.Group):
                        f"{': ' + message if message else ''}{' at ' + where if where else ''}; "
                        f"{BUG_REPORT} (rerun with --debug or {DEBUG_ENV}=1 for the traceback)", err=True)
             ctx.exit(1)
+
+
+def _usage_line(e: click.UsageError, ctx: click.Context) -> str:
+    """``--threads must be at least 1, got 0`` for our bounded numbers; click's own wording otherwise."""
+    param = getattr(e, "param", None)
+    if isinstance(e, click.BadParameter) and param is not None and e.message.startswith("must "):
+        return f"{param.opts[0] if getattr(param, 'opts', None) else param.name} {e.message}"
+    where = e.ctx.command_path if e.ctx is not None else ctx.command_path
+    return f"{' '.join(e.format_message().split())} (see '{where} --help')"
 
 
 def _where(e: BaseException) -> str:

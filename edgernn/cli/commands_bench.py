@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgernn.cli import cli, emit_json, stderr_is_tty
-from edgernn.cli.options import LENGTH, SIZE, THREADS
+from edgernn.cli.options import LENGTH, SIZE, THREADS, Bounded
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
@@ -105,8 +105,8 @@ def render(report) -> str:
 @click.option("--threads", type=THREADS, default=1, show_default=True, help="onnxruntime (and torch) intra-op threads")
 @click.option("--batch", type=SIZE, default=64, show_default=True, help="the larger window batch")
 @click.option("--length", type=LENGTH, help="steps per window (default: the model's training window)")
-@click.option("--repeat", type=click.IntRange(1, 1_000_000), help="timed calls per figure (default: as many as fit ~0.3 s)")
-@click.option("--cold-runs", type=click.IntRange(0, 100), default=3, show_default=True,
+@click.option("--repeat", type=Bounded(int, 1, 1_000_000), help="timed calls per figure (default: as many as fit ~0.3 s)")
+@click.option("--cold-runs", type=Bounded(int, 0, 100), default=3, show_default=True,
               help="fresh processes per cold start figure (median); 0 skips cold start")
 @click.option("--checkpoint", type=click.Path(path_type=Path),
               help="also time PyTorch eager and a plain torch.onnx.export on these weights (imports torch)")

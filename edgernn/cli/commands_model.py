@@ -9,6 +9,7 @@ import click
 from edgernn.cli import cli, emit_json, fmt, stderr_is_tty
 from edgernn.cli.export_module import module_options
 from edgernn.cli.options import (
+    LAYERS,
     LENGTH,
     NON_NEGATIVE,
     POSITIVE,
@@ -16,6 +17,7 @@ from edgernn.cli.options import (
     PROBABILITY,
     SIZE,
     THREADS,
+    Bounded,
     data_options,
     data_source,
 )
@@ -25,7 +27,7 @@ from edgernn.cli.options import (
 @data_options
 @click.option("--cell", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True)
 @click.option("--hidden", "hidden_size", type=SIZE, default=32, show_default=True, help="hidden units per layer")
-@click.option("--layers", "num_layers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--layers", "num_layers", type=LAYERS, default=1, show_default=True)
 @click.option("--bidirectional", is_flag=True, help="bidirectional backbone (window graph only: cannot stream)")
 @click.option("--dropout", type=PROBABILITY, default=0.0, show_default=True, help="between stacked layers")
 @click.option("--epochs", type=POSITIVE, default=60, show_default=True, help="at most; early stopping may end sooner")
@@ -66,8 +68,8 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="bundle folder to write")
 @click.option("--no-validate", is_flag=True, help="skip the parity check (not recommended)")
-@click.option("--opset", type=click.IntRange(1, 99), help="ONNX opset to write (default 17)")
-@click.option("--ir-version", type=click.IntRange(1, 99), help="ONNX IR version to write (default 8)")
+@click.option("--opset", type=Bounded(int, 1, 99), help="ONNX opset to write (default 17)")
+@click.option("--ir-version", type=Bounded(int, 1, 99), help="ONNX IR version to write (default 8)")
 @click.option("--target-runtime", help="the runtime the device has, e.g. onnxruntime==1.16: picks IR version and "
               "opset it loads, leaves out variants it cannot run")
 @click.option("--quantize", "precisions", metavar="LIST",

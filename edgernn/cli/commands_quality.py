@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgernn.cli import cli, emit_json, fmt
-from edgernn.cli.options import NON_NEGATIVE_FLOAT, POSITIVE, SIZE, THREADS, data_options, data_source
+from edgernn.cli.options import LAYERS, NON_NEGATIVE_FLOAT, POSITIVE, SIZE, THREADS, data_options, data_source
 
 
 @cli.command()
@@ -51,7 +51,7 @@ def evaluate(bundle, data_path, checkpoint, max_drop, plot, threads, as_json):
 @data_options
 @click.option("--hidden", "hidden_size", type=SIZE, default=32, show_default=True,
               help="LSTM hidden units; the GRU gets the size with the closest parameter count")
-@click.option("--layers", "num_layers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option("--layers", "num_layers", type=LAYERS, default=1, show_default=True)
 @click.option("--epochs", type=POSITIVE, default=60, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="folder for both runs and bundles [default: compare-<data>]")
 @click.option("--plot", type=click.Path(path_type=Path), help="write the comparison plot here [default: <out>/compare.png]")

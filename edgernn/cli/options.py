@@ -8,16 +8,37 @@ import os
 
 import click
 
+
+
+class Bounded(click.ParamType):
+    """A number within bounds; outside them: ``--threads must be at least 1, got 0`` (one line, exit 2)."""
+
+    def __init__(self, kind: type, low=None, high=None, *, low_open: bool = False, high_open: bool = False):
+        self.kind, self.low, self.high, self.low_open, self.high_open = kind, low, high, low_open, high_open
+        self.name = "integer" if kind is int else "number"
+
+    def convert(self, value, param, ctx):
+        number = (click.INT if self.kind is int else click.FLOAT).convert(value, param, ctx)
+        if number != number:  # NaN
+            self.fail(f"must be a number, got {value!r}", param, ctx)
+        if self.low is not None and (number <= self.low if self.low_open else number < self.low):
+            self.fail(f"must be {'above' if self.low_open else 'at least'} {self.low}, got {value}", param, ctx)
+        if self.high is not None and (number >= self.high if self.high_open else number > self.high):
+            self.fail(f"must be {'below' if self.high_open else 'at most'} {self.high}, got {value}", param, ctx)
+        return number
+
+
 # Numeric options are bounded: a value outside its range is one line and exit 2, never a hang or a silent oddity.
 MAX_THREADS = max(8, 4 * (os.cpu_count() or 1))
-THREADS = click.IntRange(1, MAX_THREADS)
-POSITIVE = click.IntRange(min=1)
-NON_NEGATIVE = click.IntRange(min=0)
-SIZE = click.IntRange(1, 1 << 16)  # hidden units, batch sizes: more is a typo, not a model for an edge device
-LENGTH = click.IntRange(1, 1 << 20)  # steps in a window
-PROBABILITY = click.FloatRange(0.0, 1.0, max_open=True)
-POSITIVE_FLOAT = click.FloatRange(min=0.0, min_open=True)
-NON_NEGATIVE_FLOAT = click.FloatRange(min=0.0)
+THREADS = Bounded(int, 1, MAX_THREADS)
+POSITIVE = Bounded(int, 1)
+NON_NEGATIVE = Bounded(int, 0)
+SIZE = Bounded(int, 1, 1 << 16)  # hidden units, batch sizes: more is a typo, not a model for an edge device
+LENGTH = Bounded(int, 1, 1 << 20)  # steps in a window
+LAYERS = Bounded(int, 1, 64)
+PROBABILITY = Bounded(float, 0.0, 1.0, high_open=True)
+POSITIVE_FLOAT = Bounded(float, 0.0, low_open=True)
+NON_NEGATIVE_FLOAT = Bounded(float, 0.0)
 
 TASK_HELP = "built-in task: sum (regression), sine (forecasting), bands (classification)"
 
@@ -30,7 +51,7 @@ _DATA_OPTIONS = [
     click.option("--window", type=LENGTH, help="steps per window (forecasting series; built-in tasks)"),
     click.option("--horizon", type=LENGTH, default=1, show_default=True, help="forecast this many steps after the window"),
     click.option("--stride", type=LENGTH, default=1, show_default=True, help="steps between forecasting windows"),
-    click.option("--samples", "n", type=click.IntRange(1, 1 << 24), help="number of sequences for built-in tasks"),
+    click.option("--samples", "n", type=Bounded(int, 1, 1 << 24), help="number of sequences for built-in tasks"),
     click.option("--seed", type=int, default=0, show_default=True),
 ]
 
