@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgernn.datasource import DataSource
+from edgernn.plots import save_figure
 from edgernn.spec import ModelSpec
 
 INT8_PRECISION = "int8-static"
@@ -128,5 +129,5 @@ def plot_comparison(report: ComparisonReport, path: Path) -> None:
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(f"LSTM vs GRU on {report.data}")
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)

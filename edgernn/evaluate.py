@@ -18,6 +18,7 @@ import numpy as np
 from edgernn.bundle import read_manifest
 from edgernn.errors import BadInputError
 from edgernn.metrics import PRIMARY_METRIC, task_metrics
+from edgernn.plots import save_figure
 from edgernn.runtime.model import normalize_input, postprocess
 
 REFERENCE_VARIANT = "onnx-window-fp32"
@@ -183,5 +184,5 @@ def plot_report(report: EvaluationReport, path: Path) -> None:
         ax.grid(alpha=0.3)
     fig.suptitle(f"{report.metric} on {report.data}")
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from edgernn.bundle import atomic_write_bytes
+from edgernn.errors import BadInputError
+
+
+def save_figure(fig, path: Path) -> None:
+    """Render, then write atomically: an unwritable path or an unknown image type is one line, and no
+    half-written image is left behind."""
+    buffer = io.BytesIO()
+    kind = Path(path).suffix.lower().lstrip(".") or "png"
+    try:
+        fig.savefig(buffer, format=kind)
+    except ValueError as e:
+        raise BadInputError(f"{path}: cannot write a plot of this type ({' '.join(str(e).split())[:120]})") from None
+    atomic_write_bytes(Path(path), buffer.getvalue())
 
 
 def _plt():
@@ -29,7 +45,7 @@ def loss_curve(history: Sequence[dict], path: Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -44,7 +60,7 @@ def prediction_vs_truth(y_true: np.ndarray, y_pred: np.ndarray, path: Path, titl
     ax.set_ylabel("prediction")
     ax.set_title(f"{title}: test split" if title else "test split")
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -63,5 +79,5 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], pat
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)

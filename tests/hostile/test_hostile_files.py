@@ -179,3 +179,17 @@ def test_binary_csv_input_is_one_line(bundle, tmp_path):
 def test_no_leftovers_after_refusals(bundle, windows, tmp_path):
     invoke(["run", bundle, "--input", tmp_path / "missing.npy", "--output", tmp_path / "p.jsonl"])
     assert leftovers(tmp_path) == [] and not (tmp_path / "p.jsonl").exists()
+
+
+@pytest.mark.parametrize("name", ["plot.xyz", "file.txt/plot.png"])
+def test_plot_to_a_bad_path_is_one_line_and_nothing_is_written(name, tmp_path):
+    pytest.importorskip("matplotlib")
+    from edgernn.errors import BadInputError
+    from edgernn.plots import _plt, save_figure
+
+    (tmp_path / "file.txt").write_text("keep")
+    fig, _ = _plt().subplots()
+    with pytest.raises(BadInputError):
+        save_figure(fig, tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+    assert (tmp_path / "file.txt").read_text() == "keep"
