@@ -48,6 +48,8 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
     from edgernn.runtime.records import render
 
     fmt_name = fmt_name or ("csv" if output is not None and output.suffix == ".csv" else "jsonl")
+    if output is None and sys.stdout is None:  # fd 1 closed: the answers would go nowhere
+        raise BadInputError("stdout is closed: give --output FILE for the predictions")
     m = load(model, variant=variant, threads=threads, backend=backend)
     if stream:
         _run_stream(m, input_path, output, fmt_name, on_error, reset_every)
@@ -129,9 +131,6 @@ def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> N
     session = model.stream(batch=1)
     source = _open_frames(input_path)
     sink = _open_output(output) if output else sys.stdout
-    if sink is None:
-        source.close()
-        raise BadInputError("stdout is closed: give --output FILE for the answers")
     warn = lambda message: click.echo(f"warning: {message}", err=True)  # noqa: E731
     summary, finished = None, False
     try:

@@ -124,3 +124,11 @@ def test_overlong_line_is_refused_without_parsing(bundle):
     result = invoke(["run", bundle, "--stream"], input="0.1," * 400_000 + "\n0.2\n")
     assert result.exit_code == 0 and len(result.stdout.splitlines()) == 1
     assert "characters" in result.stderr
+
+
+@pytest.mark.parametrize("mode", ["--stream", "--input"])
+def test_stdout_closed_at_the_fd_level_is_one_line(mode, bundle, windows):
+    args = ["run", bundle, "--stream"] if mode == "--stream" else ["run", bundle, "--input", windows]
+    proc = cli_process(args, b"0.5\n", shell_redirect=" >&-")
+    assert proc.returncode == 2
+    assert one_line(proc.stderr) == "error: stdout is closed: give --output FILE for the predictions"
