@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hostile_fixtures import bundle, not_root, small_bundle, windows  # noqa: F401  (fixtures)
 from hostile_helpers import REPO
 
 SEED, CASES = 20251126, 250  # 2/5 model files in a bundle, 2/5 manifests, 1/5 bare model files
