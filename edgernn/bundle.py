@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from edgernn import __version__
 from edgernn.errors import BadInputError, EdgeRnnError, ModelFileError
 from edgernn.manifest_schema import MANIFEST_VERSION, check_manifest, check_plain_name, format_major
 from edgernn.spec import SPEC_VERSION, ModelSpec
@@ -210,8 +211,6 @@ def read_manifest(bundle_dir: Path) -> Manifest:
         raise ModelFileError(f"{path}: cannot read the manifest ({e.strerror or e})") from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, ValueError) as e:
         raise ModelFileError(f"{path}: manifest is damaged ({type(e).__name__}: {str(e)[:120]})") from None
-    from edgernn import __version__
-
     try:
         check_manifest(d, spec_version=SPEC_VERSION, runtime_version=__version__)
     except ModelFileError as e:

@@ -4,8 +4,9 @@
 
 Frames go in through a pipe as fast as the stream answers them; every good frame must be answered, in
 order, and every bad one reported on stderr and skipped. The resident memory (VmRSS, Linux) of the
-`edgernn` process is sampled throughout; its growth from the first 5 % of the frames to the end is the
-figure to watch (target: under 1 MiB). Not part of CI: it runs for minutes.
+`edgernn` process is sampled every 0.2 s; its growth from the first 5 % of the frames to the peak is the
+figure to watch (target: under 1 MiB; the figure at the end is printed too). Not part of CI: it runs for
+minutes (about 160 s for a million frames on one core).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def main() -> int:
         "rss_peak_growth_mib": None if baseline is None else round((peak - baseline) / 1024, 3),
     }
     ok = (proc.returncode == 0 and answered == expected_good and warnings == args.frames - expected_good
-          and in_order and figures["rss_growth_mib"] is not None and figures["rss_growth_mib"] < 1.0)
+          and in_order and figures["rss_peak_growth_mib"] is not None and figures["rss_peak_growth_mib"] < 1.0)
     if args.json:
         print(json.dumps({**figures, "passed": ok}, indent=2))
     else:
