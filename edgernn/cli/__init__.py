@@ -32,6 +32,15 @@ class EdgeRnnGroup(click.Group):
     exit 1; ``--debug`` (or EDGERNN_DEBUG=1) shows the traceback instead.
     """
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:  # the group's own options, e.g. `edgernn --bogus`: one line too
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare `edgernn`: click shows the help, as it should
+                raise
+            click.echo(f"error: {_usage_line(e, ctx)}", err=True)
+            ctx.exit(e.exit_code)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)

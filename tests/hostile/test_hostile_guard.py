@@ -39,3 +39,12 @@ def test_debug_shows_the_traceback(how, broken_info, bundle):
 def test_edgernn_errors_stay_one_line_with_exit_2(bundle):
     result = invoke(["run", bundle / "nope"])
     assert result.exit_code == 2 and result.stderr.startswith("error: ") and "bug" not in result.stderr
+
+
+@pytest.mark.parametrize("args, words", [(["--bogus"], "No such option '--bogus'"),
+                                         (["nosuchcommand"], "No such command 'nosuchcommand'"),
+                                         (["run"], "Missing argument 'MODEL'")])
+def test_usage_errors_are_one_line(args, words):
+    result = invoke(args)
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ") and words in result.stderr
