@@ -68,7 +68,7 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
               help="model formats, comma-separated: onnx, or onnx,tflite (TFLite needs edgernn[tflite])")
 @click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON")
 def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, precisions, calibration_path, formats,
-           as_json):
+           as_json, best_effort=False):
     """Export a checkpoint to a bundle of ONNX model files, validated against the NumPy reference.
 
     Each precision in --quantize adds a window and a step file (model.int8-static.onnx,
@@ -90,12 +90,16 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
     result = export_checkpoint(checkpoint, out, validate=not no_validate, target=target,
                                opset=opset or DEFAULT_OPSET, ir_version=ir_version or DEFAULT_IR_VERSION,
                                quantize=quantize, calibration_path=calibration_path, progress=stderr_is_tty(),
-                               formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
+                               formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+                               best_effort=best_effort)
     variants = [{"name": v.name, "file": v.file, "size": v.size, "precision": v.precision, "requires": list(v.requires),
                  "parity": v.parity} for v in result.manifest.variants]
+    for e in result.manifest.not_written:
+        click.echo(f"not written: {e['variant']}: {e['reason']}", err=True)
     if as_json:
         emit_json({"bundle": str(out), "seconds": round(result.seconds, 3), "variants": variants,
-                   "validated": not no_validate, "target": result.manifest.target})
+                   "validated": not no_validate, "target": result.manifest.target,
+                   "not_written": list(result.manifest.not_written)})
         return
     click.echo(f"exported {checkpoint} → {out}/ in {result.seconds:.2f} s")
     for v in variants:
