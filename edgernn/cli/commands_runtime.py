@@ -29,8 +29,10 @@ from edgernn.cli import cli, emit_json
 @click.option("--lengths", "lengths_path", type=click.Path(path_type=Path),
               help="each window's real length (.npy or one integer per line), for padded windows of models "
               "exported with lengths")
+@click.option("--precision", "digits", type=click.IntRange(0, 17),
+              help="round every output to this many decimals (default: full precision)")
 def run(model, input_path, stream, output, fmt_name, variant, threads, backend, on_error, reset_every,
-        lengths_path):
+        lengths_path, digits):
     """Predict with a bundle or a bare .onnx file, without torch.
 
     Inputs are in your data's units: the bundle's normalisation is applied, and outputs are
@@ -55,7 +57,7 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
         raise BadInputError("give --input FILE with windows to predict, or --stream to read frames from stdin")
     x = read_integers(input_path, "token ids") if m.spec.vocab_size else load_inputs(input_path, input_size=m.spec.input_size)
     lengths = None if lengths_path is None else read_integers(lengths_path, "lengths").reshape(-1)
-    records = m.predict(x, lengths=lengths).records()
+    records = m.predict(x, lengths=lengths).records(digits)
     text = render(records, fmt_name)
     if output is None:
         click.echo(text, nl=False)

@@ -117,8 +117,10 @@ def recognise(facts: ModuleFacts, *, head: str | None = None, labels=(), task: s
                 break
             if all(e is not None for e in errors):
                 return _mapped(facts, layers, names, tap, max(errors), head, labels, task), ""
-    return None, (f"forward does something besides Linear on the RNN's {' or '.join(t.replace('_', ' ') for t in taps)} "
-                  "(measured on probes)")
+    where = f"the RNN's {' or '.join(t.replace('_', ' ') for t in taps)}"
+    if facts.extra_ops:  # what the trace shows forward doing besides its layers
+        return None, f"forward applies {', '.join(facts.extra_ops)} besides Linear on {where}"
+    return None, f"forward does something besides Linear on {where} (measured on probes)"
 
 
 def _mapped(facts, layers, names, tap, max_abs, head, labels, task) -> Recognised:

@@ -32,14 +32,16 @@ class Prediction:
     def classes(self) -> np.ndarray:
         return self.values.argmax(axis=-1)
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self, digits: int | None = None) -> list[dict[str, Any]]:
+        """One record per window, in full float64 precision; ``digits`` rounds every value to that many decimals."""
+        r = (lambda v: float(v)) if digits is None else (lambda v: round(float(v), digits))  # noqa: E731
         if self.values.ndim > 2:  # a head on every step: one row of values per step
-            return [{"prediction": np.round(row.astype(np.float64), 6).tolist()} for row in self.values]
+            return [{"prediction": [[r(v) for v in step] for step in row]} for row in self.values]
         if self.head != "classification":
-            return [{"prediction": [float(v) for v in row]} for row in self.values]
+            return [{"prediction": [r(v) for v in row]} for row in self.values]
         names = self.labels or tuple(str(k) for k in range(self.values.shape[1]))
         return [
-            {"label": names[k], "class": int(k), "probabilities": {n: round(float(p), 6) for n, p in zip(names, row)}}
+            {"label": names[k], "class": int(k), "probabilities": {n: r(p) for n, p in zip(names, row)}}
             for k, row in zip(self.classes, self.values)
         ]
 
