@@ -41,6 +41,7 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
     \b
     Windows:    edgernn run BUNDLE --input windows.npy --output preds.jsonl
     Streaming:  sensor | edgernn run BUNDLE --stream | consumer
+    Any ONNX:   edgernn run model.onnx --input inputs.npz --output outputs.npz   (inputs and outputs by name)
     """
     from edgernn.bundle import atomic_write_text
     from edgernn.data import load_inputs
@@ -48,6 +49,14 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
     from edgernn.runtime import load
     from edgernn.runtime.records import render
 
+    if Path(model).suffix == ".onnx" and Path(model).is_file():
+        from edgernn.runtime.graph import GraphModel
+
+        graph = GraphModel(model, threads)
+        if not graph.edgernn:  # any ONNX file: inputs by name, outputs by name
+            _run_graph(graph, input_path=input_path, stream=stream, output=output, fmt_name=fmt_name,
+                       variant=variant, lengths_path=lengths_path, digits=digits, backend=backend)
+            return
     fmt_name = fmt_name or ("csv" if output is not None and output.suffix == ".csv" else "jsonl")
     m = load(model, variant=variant, threads=threads, backend=backend)
     if stream:
@@ -120,6 +129,30 @@ def info(model, as_json):
     for k in ("graph", "precision", "ir_version", "opset", "ops"):
         if k in d:
             click.echo(f"{k}: {d[k]}")
+
+
+def _run_graph(graph, *, input_path, stream, output, fmt_name, variant, lengths_path, digits, backend) -> None:
+    """An ONNX file edgernn did not write: every input by name in, every output by name out, full precision."""
+    from edgernn.errors import BadInputError
+    from edgernn.runtime.graph import outputs_json, write_outputs
+
+    names = ", ".join(n for n, _, _ in graph.inputs)
+    for given, why in ((stream, "--stream needs a step graph written by edgernn (it knows the state inputs)"),
+                       (variant, "--variant picks a variant of a bundle"),
+                       (lengths_path, "--lengths is for models exported by edgernn with lengths; give sequence "
+                                      "lengths as a named input in the .npz"),
+                       (fmt_name == "csv", "--format csv cannot hold named tensors of any rank: use .npz or jsonl"),
+                       (backend not in ("auto", "onnxruntime"), f"an ONNX file runs on onnxruntime, not {backend}")):
+        if given:
+            raise BadInputError(f"{graph.path} is an ONNX file without edgernn metadata: {why}")
+    if input_path is None:
+        raise BadInputError(f"give --input FILE: an .npz with arrays named {names} (or .npy/.csv for a single input)")
+    outputs = graph.run(graph.read_feeds(input_path))
+    if output is None:
+        click.echo(outputs_json(outputs, digits), nl=False)
+    else:
+        write_outputs(outputs, output, digits)
+        click.echo(f"wrote {', '.join(outputs)} to {output}", err=True)
 
 
 def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> None:

@@ -203,7 +203,8 @@ def load(path: Path | str, *, variant: str | None = None, threads: int | None = 
     backend = open_backend(path, "onnx", threads, backend)
     meta = dict(backend.session.get_modelmeta().custom_metadata_map)
     if "edgernn.spec" not in meta:
-        raise ModelFileError(f"{path}: an ONNX model without edgernn metadata; export it with `edgernn export`")
+        raise ModelFileError(f"{path}: an ONNX model without edgernn metadata: open it with "
+                             "edgernn.runtime.graph.GraphModel (inputs and outputs by name), as `edgernn run` does")
     spec = ModelSpec.from_json(meta["edgernn.spec"])
     return Model(spec, _bare_variant(path, meta.get("edgernn.graph", "window")), path, backend, None, threads)
 
