@@ -127,8 +127,15 @@ def info(model, as_json):
     for t in d.get("outputs", []) if "variants" not in d else []:
         click.echo(f"  out {t['name']:<6} {tuple(t['shape'])}  {t['type']}")
     for k in ("graph", "precision", "ir_version", "opset", "ops"):
-        if k in d:
+        if d.get(k) is not None:
             click.echo(f"{k}: {d[k]}")
+    for n in d.get("rnn_nodes", []):
+        extras = {k: v for k, v in n.items() if k not in ("name", "op", "direction", "hidden_size", "layout",
+                                                          "inputs", "outputs")}
+        click.echo(f"  {n['op']} '{n['name']}': {n['direction']}, hidden {n['hidden_size']}, layout {n['layout']}"
+                   + "".join(f", {k} {v}" for k, v in extras.items()))
+    if d.get("onnxruntime"):
+        click.echo(f"onnxruntime: {d['onnxruntime']}")
 
 
 def _run_graph(graph, *, input_path, stream, output, fmt_name, variant, lengths_path, digits, backend) -> None:

@@ -98,6 +98,20 @@ def _checked(name: str, shape: list, kind: str, array: np.ndarray, source: str) 
     return np.ascontiguousarray(array.astype(dtype))
 
 
+def draw_feeds(inputs: list[tuple[str, list, str]], seed: int = 0, unknown_axis: int = 4) -> dict[str, np.ndarray]:
+    """Random feeds for float inputs (N(0, 1), unknown axes ``unknown_axis``); integer inputs are not guessed."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, shape, kind in inputs:
+        dtype = ORT_TYPES.get(kind)
+        if dtype is None or not np.issubdtype(dtype, np.floating):
+            raise BadInputError(f"input '{name}' is {kind}: edgernn does not guess its values; give every input "
+                                "by name with --input FILE.npz")
+        dims = tuple(d if isinstance(d, int) and d > 0 else unknown_axis for d in shape)
+        feeds[name] = rng.standard_normal(dims).astype(dtype)
+    return feeds
+
+
 def _rounded(a: np.ndarray, digits: int | None):
     values = a.astype(np.float64) if np.issubdtype(a.dtype, np.floating) else a
     if digits is not None and np.issubdtype(values.dtype, np.floating):
