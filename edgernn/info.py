@@ -28,10 +28,11 @@ def describe(path: Path) -> dict[str, Any]:
     from edgernn.runtime.backends import OnnxBackend
 
     d: dict[str, Any] = {"file": str(path), "size": path.stat().st_size}
+    failure = None
     try:
         session = OnnxBackend(path).session
     except ModelFileError as e:  # e.g. layout=1 nodes: described from the file alone, with the reason
-        session, d["onnxruntime"] = None, str(e).split(": ", 1)[-1]
+        session, failure, d["onnxruntime"] = None, e, str(e).split(": ", 1)[-1]
     if session is not None:
         meta = dict(session.get_modelmeta().custom_metadata_map)
         d["graph"] = meta.get("edgernn.graph")
@@ -42,10 +43,15 @@ def describe(path: Path) -> dict[str, Any]:
     try:  # op counts, versions and recurrent nodes need the onnx package, which a device may not have
         import onnx
     except ImportError:
-        if session is None:
-            raise ModelFileError(f"{path}: {d['onnxruntime']}") from None
+        if failure is not None:
+            raise failure from None
         return d
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not an ONNX file after all: onnxruntime's reason stands
+        if failure is not None:
+            raise failure from None
+        return d
     d["ir_version"] = model.ir_version
     d["opset"] = {o.domain or "ai.onnx": o.version for o in model.opset_import}
     d["ops"] = dict(Counter(n.op_type for n in model.graph.node))

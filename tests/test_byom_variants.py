@@ -139,3 +139,20 @@ def test_cli_calibration_with_module_reaches_int8_static(tmp_path):
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     q = next(v for v in manifest["variants"] if v["name"] == "onnx-window-int8-static")["quantization"]
     assert "calib.npy (16 windows)" in q["calibration"]
+
+
+def test_checkpoint_export_of_a_bidirectional_model_to_tflite_is_refused_or_listed(tmp_path):
+    """The checkpoint path said nothing but a note when TFLite was dropped for a bidirectional model."""
+    from conftest import BIDIRECTIONAL_SPEC, random_weights
+
+    from edgernn.export import export_bundle
+
+    weights = random_weights(BIDIRECTIONAL_SPEC, 0)
+    with pytest.raises(ExportError, match="cannot write tflite-window-fp32: TFLite covers unidirectional RNNs only"):
+        export_bundle(BIDIRECTIONAL_SPEC, weights, tmp_path / "a", formats=("onnx", "tflite"))
+    assert not (tmp_path / "a").exists()
+    result = export_bundle(BIDIRECTIONAL_SPEC, weights, tmp_path / "b", formats=("onnx", "tflite"), best_effort=True)
+    assert [v.name for v in result.manifest.variants] == ["onnx-window-fp32"]
+    assert result.manifest.not_written == ({"variant": "tflite-window-fp32",
+                                            "reason": "TFLite covers unidirectional RNNs only (its window graph "
+                                                      "loops over the step graph)"},)
