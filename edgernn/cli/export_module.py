@@ -235,7 +235,7 @@ def run(*, module_ref, weights_path, input_shape, module_head, labels, split, ex
     if as_json:
         emit_json({"bundle": str(out), "seconds": round(result.seconds, 3), "path": result.path,
                    "exporter": result.exporter, "validated": not no_validate, "variants": variants,
-                   "not_written": list(m.not_written), "streaming": m.streaming, "lint": [i.to_dict() for i in result.lint], "module": m.module})
+                   "not_written": list(m.not_written), "target": m.target, "streaming": m.streaming, "lint": [i.to_dict() for i in result.lint], "module": m.module})
         return
     how = "edgernn's own writers" if result.path == "recognised" else f"torch.onnx.export ({result.exporter})"
     click.echo(f"exported {m.module['class']} → {out}/ in {result.seconds:.2f} s via {how}")
@@ -244,6 +244,10 @@ def run(*, module_ref, weights_path, input_shape, module_head, labels, split, ex
         parity = "not validated" if not p else f"max abs {fmt(p['max_abs'])} vs module" + (
             f", {fmt(p['numpy']['max_abs'])} vs numpy" if "numpy" in p else "")
         click.echo(f"  {v['name']:<26} {v['file']:<24} {v['size'] / 1024:8.1f} KiB  {parity}")
+    if m.target:
+        click.echo(f"target {m.target['runtime']}: IR version {m.target['ir_version']}, opset {m.target['opset']}")
+        for r in m.target.get("refused", []):
+            click.echo(f"  refused {r['variant']}: {r['reason']}")
     s = m.streaming
     click.echo("streaming: " + ("yes (step graph)" if s.get("supported") else f"no — {s.get('reason', '')}"))
     if m.module.get("unknown"):

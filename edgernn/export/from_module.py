@@ -151,6 +151,8 @@ def _export(facts: ModuleFacts, out: Path, *, head, labels, task, split, exporte
                 built = _generic_graphs(facts, tmp, exporter, validate, versions, head=head, labels=labels, task=task,
                                         reason=reason, backbone=backbone, head_layer=head_layer, split=split)
             manifest, numpy_reports = write_files(facts, built, tmp), []
+            if bundle_options["target"] is not None:  # the same screening as a checkpoint's bundle
+                manifest = _screened(manifest, bundle_options["target"], tmp, versions)
             write_manifest(tmp, manifest)
         reports = check_bundle(facts, built, tmp, manifest) if validate else []
         failed = [r for r in reports + numpy_reports if not r.passed]
@@ -197,6 +199,15 @@ def _split_layers(facts: ModuleFacts, split) -> tuple[nn.Module, nn.Module]:
         raise BadInputError(f"split: the backbone '{backbone_name}' must take the module's input as it comes "
                             f"({backbone.input_size} features); the module's input has shape {tuple(facts.example[0].shape)}")
     return backbone, head
+
+
+def _screened(manifest: Manifest, target, tmp: Path, versions: dict) -> Manifest:
+    """Variants the target runtime cannot run are removed and recorded (manifest ``target.refused``)."""
+    from edgernn.export.targets import screen_variants, target_record
+
+    screening = screen_variants(target, tmp, list(manifest.variants))
+    record = target_record(target, versions["ir_version"], versions["opset"], screening, manifest.streaming)
+    return replace(manifest, variants=tuple(screening.kept), target=record)
 
 
 def _beyond_plain(facts: ModuleFacts, spec: ModelSpec) -> str:
