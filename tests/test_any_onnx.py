@@ -202,3 +202,16 @@ def test_foreign_run_info_bench_do_not_import_torch(tmp_path):
     proc = run_python(SCRIPT.format(heavy=HEAVY, commands=commands))
     assert proc.returncode == 0, proc.stderr
     assert result_of(proc) == {"exits": {"run": 0, "info": 0, "bench": 0}, "heavy": []}
+
+
+def test_layout_1_is_one_line_from_a_fresh_process(tmp_path):
+    """onnxruntime's own log lines (written by C++ to stderr) do not follow the one-line error."""
+    import subprocess
+
+    model, feeds = rnn_model("GRU", layout=1)
+    onnx.save(model, tmp_path / "g.onnx")
+    np.savez(tmp_path / "in.npz", **feeds)
+    proc = subprocess.run([sys.executable, "-m", "edgernn", "run", str(tmp_path / "g.onnx"), "--input",
+                           str(tmp_path / "in.npz")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "its GRU node has layout=1 (batch-first)" in proc.stderr

@@ -156,3 +156,13 @@ def test_checkpoint_export_of_a_bidirectional_model_to_tflite_is_refused_or_list
     assert result.manifest.not_written == ({"variant": "tflite-window-fp32",
                                             "reason": "TFLite covers unidirectional RNNs only (its window graph "
                                                       "loops over the step graph)"},)
+
+
+def test_target_runtime_is_applied_to_module_graphs_edgernn_did_not_write_as_a_checkpoint(tmp_path):
+    from edgernn.export.targets import parse_target
+
+    result = edgernn.export(bm.StackedWithNorm(), torch.randn(2, 6, F), out=tmp_path / "b",
+                            target=parse_target("onnxruntime==1.10"), opset=15)
+    assert result.manifest.target["runtime"] == "onnxruntime==1.10" and result.manifest.target["refused"] == []
+    on_disk = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert on_disk["target"]["opset"] == 15
