@@ -122,6 +122,8 @@ def info(model, as_json):
             for e in report:
                 click.echo(f"        {e['initializer']:<24} {e['op']:<13} {str(tuple(e['shape'])):<12} "
                            f"asked {e['asked']:<13} stored {e['stored']:<8} compute {e['compute']}")
+    for e in d.get("not_written", []):
+        click.echo(f"  not written: {e['variant']}: {e['reason']}")
     for t in d.get("inputs", []) if "variants" not in d else []:
         click.echo(f"  in  {t['name']:<6} {tuple(t['shape'])}  {t['type']}")
     for t in d.get("outputs", []) if "variants" not in d else []:
