@@ -9,7 +9,8 @@ same for recurrent nodes and adds an independent reference for each one:
 2. Each node's inputs (initializers read from the file, the rest from that run) go through
    ``edgernn.reference_onnx`` in float64; every output the node produces is compared with
    onnxruntime's, at the float32 tolerance (float16 nodes: fp16's).
-3. The report lists every node and output; the CLI exits 1 when any differs, naming them.
+3. The report lists every node and output, and any graph output holding NaN or inf; the CLI exits
+   1 when any differs (or is not finite), naming them.
 
 onnxruntime does not implement ``layout=1`` (batch-first) recurrent nodes: in the copy, such a node
 runs as ``layout=0`` between Transposes (same tensor names), and the report says so; the reference
@@ -55,18 +56,19 @@ class GraphReport:
     tolerance: dict = field(default_factory=dict)
     drawn_inputs: list[str] = field(default_factory=list)
     time_major: list[str] = field(default_factory=list)  # layout=1 nodes run by onnxruntime as layout=0 + Transposes
+    not_finite: list[str] = field(default_factory=list)  # graph outputs holding NaN or inf (as Polygraphy --validate)
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return all(c.passed for c in self.checks) and not self.not_finite
 
     def failures(self) -> list[str]:
-        return [f"node '{c.node}' ({c.op}) output {c.slot} '{c.output}': max abs {c.max_abs:.3g}"
-                for c in self.checks if not c.passed]
+        return [f"node '{c.node}' ({c.op}) output {c.slot} '{c.output}' differs from the NumPy reference: max abs "
+                f"{c.max_abs:.3g}" for c in self.checks if not c.passed] + [f"graph output '{n}' holds NaN or inf" for n in self.not_finite]
 
     def to_dict(self) -> dict:
         return {"file": self.file, "passed": self.passed, "tolerance": self.tolerance,
-                "drawn_inputs": self.drawn_inputs, "layout_1_run_as_layout_0": self.time_major,
+                "drawn_inputs": self.drawn_inputs, "not_finite": self.not_finite, "layout_1_run_as_layout_0": self.time_major,
                 "not_checked": self.not_checked,
                 "checks": [c.to_dict() for c in self.checks]}
 
@@ -250,6 +252,8 @@ def validate_graph(path: Path | str, *, feeds: dict[str, np.ndarray] | None = No
     except Exception as e:
         first = " ".join(str(e).split())[:300]
         raise BadInputError(f"{path}: onnxruntime could not run it on these inputs ({first})") from None
+    report.not_finite = [o.name for o in model.graph.output if o.name in values
+                         and np.issubdtype(values[o.name].dtype, np.floating) and not np.all(np.isfinite(values[o.name]))]
     values.update({i.name: numpy_helper.to_array(i) for i in model.graph.initializer})
     values.update(feeds)
     float16 = False

@@ -121,8 +121,8 @@ def test_validate_names_the_node_and_output_that_differ(tmp_path, monkeypatch):
 
     monkeypatch.setattr(vg, "onnx_rnn", off_by_a_bit)
     line = one_line(invoke("validate", tmp_path / "m.onnx"), 1)
-    assert line.startswith("error: differs from the NumPy reference: node 'gru_node' (GRU) output Y_h 'Y_h': max abs 0.01")
-    assert "output Y " not in line
+    assert line == (f"error: {tmp_path / 'm.onnx'}: node 'gru_node' (GRU) output Y_h 'Y_h' differs from the NumPy "
+                    "reference: max abs 0.01")
 
 
 def test_validate_checks_every_node_of_an_exported_module(tmp_path):
@@ -215,3 +215,17 @@ def test_layout_1_is_one_line_from_a_fresh_process(tmp_path):
                            str(tmp_path / "in.npz")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "its GRU node has layout=1 (batch-first)" in proc.stderr
+
+
+def test_validate_fails_on_a_graph_output_that_is_not_finite(tmp_path):
+    """As Polygraphy's --validate: NaN or inf in an output is a failure, named."""
+    from onnx import TensorProto, helper
+
+    model, feeds = rnn_model("RNN")
+    g = model.graph
+    g.node.append(helper.make_node("Log", ["Y_h"], ["log_h"]))  # log of negative values: NaN
+    g.output.append(helper.make_tensor_value_info("log_h", TensorProto.FLOAT, [None, None, None]))
+    onnx.save(model, tmp_path / "m.onnx")
+    np.savez(tmp_path / "in.npz", **feeds)
+    line = one_line(invoke("validate", tmp_path / "m.onnx", "--input", tmp_path / "in.npz"), 1)
+    assert line == f"error: {tmp_path / 'm.onnx'}: graph output 'log_h' holds NaN or inf"

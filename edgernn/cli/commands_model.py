@@ -186,4 +186,4 @@ def _validate_graph(path: Path, input_path, seed: int, warn_only: bool, as_json:
             click.echo(f"  not checked (inside a subgraph): {n}")
         click.echo("parity: " + ("passed" if report.passed else "FAILED"))
     if not report.passed and not warn_only:
-        raise CheckFailedError("differs from the NumPy reference: " + "; ".join(report.failures()))
+        raise CheckFailedError(f"{path}: " + "; ".join(report.failures()))
