@@ -86,7 +86,7 @@ def export_module(
     nothing is written; ``best_effort=True`` writes the rest and lists them in the manifest's
     ``not_written`` (the table is ``edgernn.export.module_variants.RULES``). ``calibration``: windows
     ``(N, T, F)``, batch first, in the module's input units, for int8 (int8-static needs them).
-    ``target``: an ``edgernn.export.targets.RuntimeTarget`` (plain modules).
+    ``target``: an ``edgernn.export.targets.RuntimeTarget``: variants it cannot run are left out and listed.
     """
     from edgernn.export.module_variants import check_formats
     from edgernn.quantize import PRECISIONS
