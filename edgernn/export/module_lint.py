@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from edgernn.errors import BadInputError, ExportError
-from edgernn.export.module_forward import cell_loops, extra_ops, scripted, second_input
+from edgernn.export.module_forward import cell_loops, scripted, second_input
 
 RNN_TYPES = (nn.LSTM, nn.GRU)
 RECURRENT_TYPES = (nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell, nn.RNNCell)
@@ -70,7 +70,6 @@ class ModuleFacts:
     unrolled: bool = False  # a cell (LSTMCell, ...) called in a Python loop: traced for one length
     unconvertible: list[str] = field(default_factory=list)  # "aten::histc at model.py:12 (forward)"
     loops: dict[str, tuple[int, bool]] = field(default_factory=dict)  # cell → (calls, follows the input length)
-    extra_ops: list[str] = field(default_factory=list)  # forward's ops beyond its layers: "aten::softmax at m.py:9 …"
 
     @property
     def recurrent(self) -> list[tuple[str, nn.Module]]:
@@ -262,7 +261,6 @@ def inspect_module(module: nn.Module, example_input, *, lengths: bool | None = N
     facts.time_flexible = not facts.unrolled and runs_longer
     if not facts.packed:
         facts.unconvertible = unconvertible_ops(module, inputs, opset)
-        facts.extra_ops = extra_ops(module, inputs)
     return facts
 
 
