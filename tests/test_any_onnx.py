@@ -229,3 +229,20 @@ def test_validate_fails_on_a_graph_output_that_is_not_finite(tmp_path):
     np.savez(tmp_path / "in.npz", **feeds)
     line = one_line(invoke("validate", tmp_path / "m.onnx", "--input", tmp_path / "in.npz"), 1)
     assert line == f"error: {tmp_path / 'm.onnx'}: graph output 'log_h' holds NaN or inf"
+
+
+@pytest.mark.parametrize("name", ["lstm_input_forget_clip", "gru_activations_clip"])
+def test_the_clip_vectors_do_clip(name):
+    """Without clip the reference differs from onnxruntime on these vectors: clip is exercised, not idle."""
+    op, options = HELPER_VECTORS[name]
+    model, feeds = rnn_model(op, **options)
+    node = model.graph.node[0]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    values = {**{i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}, **feeds}
+    inputs = [values.get(n) if n else None for n in node.input]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, feeds)
+    clipped = onnx_rnn(op, inputs, attrs)
+    unclipped = onnx_rnn(op, inputs, {**attrs, "clip": None})
+    np.testing.assert_allclose(clipped[0], got[0], atol=FP32.atol, rtol=FP32.rtol)
+    assert np.abs(unclipped[0] - got[0]).max() > 100 * FP32.atol
