@@ -63,7 +63,8 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
 @click.option("--quantize", "precisions", metavar="LIST",
               help="also write these precisions, comma-separated: fp16, int8-dynamic, int8-static")
 @click.option("--calibration", "calibration_path", type=click.Path(path_type=Path),
-              help="windows (.npy/.npz/.csv, data units) to calibrate int8-static on (default: the training split)")
+              help="windows (.npy/.npz/.csv, data units) to calibrate int8 on (default: the checkpoint's "
+              "training split; with --module, int8-static needs them)")
 @click.option("--format", "formats", default="onnx", show_default=True, metavar="LIST",
               help="model formats, comma-separated: onnx, or onnx,tflite (TFLite needs edgernn[tflite])")
 @click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON")
