@@ -85,6 +85,7 @@ class Manifest:
     data: dict[str, Any] = field(default_factory=dict)  # the training DataSource, to rebuild its test split
     target: dict[str, Any] = field(default_factory=dict)  # `export --target-runtime`: limits, refused variants
     module: dict[str, Any] = field(default_factory=dict)  # exported from the user's nn.Module: path, input, lint
+    not_written: tuple[dict[str, str], ...] = ()  # --best-effort: [{variant, reason}] asked for but not made
     created: str = ""
     manifest_version: int = MANIFEST_VERSION
 
@@ -108,6 +109,7 @@ class Manifest:
             "data": self.data,
             "target": self.target,
             **({"module": self.module} if self.module else {}),
+            **({"not_written": list(self.not_written)} if self.not_written else {}),
         }
 
     @classmethod
@@ -121,6 +123,7 @@ class Manifest:
             data=dict(d.get("data", {})),
             target=dict(d.get("target", {})),
             module=dict(d.get("module", {})),
+            not_written=tuple(dict(e) for e in d.get("not_written", ())),
             created=d.get("created", ""),
             manifest_version=format_major(d.get("manifest_version", MANIFEST_VERSION), "manifest_version"),
         )

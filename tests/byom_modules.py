@@ -239,3 +239,82 @@ def build_sentiment():
 
 def build_bessel():
     return BesselFeatures()
+
+
+class SoftmaxClassifier(nn.Module):
+    """A classifier that returns probabilities: softmax in forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(FEATURES, 8, batch_first=True)
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return torch.softmax(self.fc(out[:, -1]), dim=-1)
+
+
+class StatefulLSTM(nn.Module):
+    """The tutorial pattern: forward(x, hidden) with an init_hidden(batch) helper."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(FEATURES, 8, batch_first=True)
+        self.fc = nn.Linear(8, 2)
+
+    def init_hidden(self, batch):
+        return torch.zeros(1, batch, 8), torch.zeros(1, batch, 8)
+
+    def forward(self, x, hidden):
+        out, hidden = self.lstm(x, hidden)
+        return self.fc(out[:, -1]), hidden
+
+
+class OptionalStateGRU(nn.Module):
+    """forward(x, hidden=None): the state is optional."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(FEATURES, 8, batch_first=True)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x, hidden=None):
+        out, _ = self.gru(x, hidden)
+        return self.fc(out[:, -1])
+
+
+class EncoderDecoderGRU(nn.Module):
+    """A GRU encoder, then a GRUCell decoder that predicts a fixed 5-step horizon."""
+
+    def __init__(self, horizon=5):
+        super().__init__()
+        self.encoder = nn.GRU(FEATURES, 10, batch_first=True)
+        self.decoder = nn.GRUCell(1, 10)
+        self.out = nn.Linear(10, 1)
+        self.horizon = horizon
+
+    def forward(self, x):
+        _, h = self.encoder(x)
+        h = h[-1]
+        y = self.out(h)
+        ys = []
+        for _ in range(self.horizon):
+            h = self.decoder(y, h)
+            y = self.out(h)
+            ys.append(y)
+        return torch.cat(ys, dim=1)  # (batch, horizon)
+
+
+class CellLoopLSTM(nn.Module):
+    """An LSTMCell stepped over the input by hand: one call per input step."""
+
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.LSTMCell(FEATURES, 8)
+        self.fc = nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = c = torch.zeros(x.shape[0], 8)
+        for t in range(x.shape[1]):
+            h, c = self.cell(x[:, t], (h, c))
+        return self.fc(h)

@@ -10,3 +10,22 @@ fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet "torch==2.13.0" -e ".[dev,tflite]"
+
+# ONNX's own backend test vectors for the LSTM/GRU/RNN operators (tests/test_any_onnx.py). The onnx
+# wheels up to 1.22 ship them under onnx/backend/test/data/node; newer ones do not. Unpacked into the
+# gitignored .cache/onnx-node (EDGERNN_ONNX_NODE_DATA points elsewhere if you have them).
+NODE_DATA=.cache/onnx-node
+if [ ! -d "$NODE_DATA/onnx/backend/test/data/node/test_lstm_defaults" ]; then
+  WHEEL_DIR=$(mktemp -d)
+  python -m pip download --quiet --no-deps --only-binary=:all: "onnx==1.22.0" -d "$WHEEL_DIR"
+  python - "$WHEEL_DIR" "$NODE_DATA" <<'PY'
+import sys, zipfile
+from pathlib import Path
+
+wheel = next(Path(sys.argv[1]).glob("onnx-1.22.0-*.whl"))
+prefixes = tuple(f"onnx/backend/test/data/node/test_{op}_" for op in ("lstm", "gru", "rnn", "simple_rnn"))
+with zipfile.ZipFile(wheel) as z:
+    z.extractall(sys.argv[2], [n for n in z.namelist() if n.startswith(prefixes)])
+PY
+  rm -rf "$WHEEL_DIR"
+fi

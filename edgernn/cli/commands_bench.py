@@ -111,7 +111,10 @@ def render(report) -> str:
 @click.option("--checkpoint", type=click.Path(path_type=Path),
               help="also time PyTorch eager and a plain torch.onnx.export on these weights (imports torch)")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
-def bench(bundle, variants, threads, batch, length, repeat, cold_runs, checkpoint, as_json):
+@click.option("--input", "input_path", type=click.Path(path_type=Path),
+              help="an ONNX file edgernn did not write: its inputs by name (.npz); default: float inputs drawn "
+                   "N(0, 1), unknown axes 4")
+def bench(bundle, variants, threads, batch, length, repeat, cold_runs, checkpoint, as_json, input_path):
     """Latency, throughput, cold start and peak memory of each variant of a bundle.
 
     Window graphs: latency at batch 1 and --batch (p50/p90/p99) and windows per second. Step graphs:
@@ -121,6 +124,14 @@ def bench(bundle, variants, threads, batch, length, repeat, cold_runs, checkpoin
     """
     from edgernn.bench import BenchSettings, bench as run_bench
 
+    if Path(bundle).suffix == ".onnx" and Path(bundle).is_file():
+        from edgernn.runtime.graph import GraphModel
+
+        graph = GraphModel(bundle, threads)
+        if not graph.edgernn:
+            _bench_graph(graph, input_path, threads, repeat, as_json)
+            return
+
     settings = BenchSettings(threads=threads, batch=batch, length=length, repeat=repeat, cold_runs=cold_runs)
     progress = (lambda message: click.echo(message + " …", err=True)) if stderr_is_tty() and not as_json else (lambda m: None)
     report = run_bench(bundle, variants=variants, settings=settings, checkpoint=checkpoint, progress=progress)
@@ -128,3 +139,25 @@ def bench(bundle, variants, threads, batch, length, repeat, cold_runs, checkpoin
         emit_json(report.to_dict())
     else:
         click.echo(render(report))
+
+
+def _bench_graph(graph, input_path, threads: int, repeat, as_json: bool) -> None:
+    """Latency of one ``session.run`` on an ONNX file edgernn did not write, on fixed feeds."""
+    from edgernn.bench import machine_info, measure
+    from edgernn.runtime.graph import draw_feeds
+
+    feeds = graph.read_feeds(input_path) if input_path else draw_feeds(graph.inputs)
+    lat = measure(lambda: graph.run(feeds), repeat)
+    shapes = {k: list(v.shape) for k, v in feeds.items()}
+    if as_json:
+        emit_json({"file": str(graph.path), "threads": threads, "inputs": shapes, "drawn": input_path is None,
+                   "latency_us": {"p50": lat.p50_us, "p90": lat.p90_us, "p99": lat.p99_us, "mean": lat.mean_us,
+                                  "n": lat.n}, "runs_per_s": lat.per_second(), "machine": machine_info()})
+        return
+    m = machine_info()
+    click.echo(f"{graph.path}: {threads} thread{'s' if threads != 1 else ''}; {m['cpu']}, onnxruntime {m['onnxruntime']}")
+    click.echo("inputs " + ("drawn N(0, 1): " if input_path is None else "from " + str(input_path) + ": ")
+               + ", ".join(f"{k} {tuple(v)}" for k, v in shapes.items()))
+    click.echo(_table("session.run, whole graph", ["graph", "p50 µs", "p90", "p99", "runs/s"],
+                      [[graph.path.name, _us(lat.p50_us), _us(lat.p90_us), _us(lat.p99_us),
+                        f"{lat.per_second():,.0f}"]]))

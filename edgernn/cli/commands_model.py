@@ -75,12 +75,13 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
 @click.option("--quantize", "precisions", metavar="LIST",
               help="also write these precisions, comma-separated: fp16, int8-dynamic, int8-static")
 @click.option("--calibration", "calibration_path", type=click.Path(path_type=Path),
-              help="windows (.npy/.npz/.csv, data units) to calibrate int8-static on (default: the training split)")
+              help="windows (.npy/.npz/.csv, data units) to calibrate int8 on (default: the checkpoint's "
+              "training split; with --module, int8-static needs them)")
 @click.option("--format", "formats", default="onnx", show_default=True, metavar="LIST",
               help="model formats, comma-separated: onnx, or onnx,tflite (TFLite needs edgernn[tflite])")
 @click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON")
 def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, precisions, calibration_path, formats,
-           as_json):
+           as_json, best_effort=False):
     """Export a checkpoint to a bundle of ONNX model files, validated against the NumPy reference.
 
     Each precision in --quantize adds a window and a step file (model.int8-static.onnx,
@@ -102,12 +103,16 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
     result = export_checkpoint(checkpoint, out, validate=not no_validate, target=target,
                                opset=opset or DEFAULT_OPSET, ir_version=ir_version or DEFAULT_IR_VERSION,
                                quantize=quantize, calibration_path=calibration_path, progress=stderr_is_tty(),
-                               formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
+                               formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+                               best_effort=best_effort)
     variants = [{"name": v.name, "file": v.file, "size": v.size, "precision": v.precision, "requires": list(v.requires),
                  "parity": v.parity} for v in result.manifest.variants]
+    for e in result.manifest.not_written:
+        click.echo(f"not written: {e['variant']}: {e['reason']}", err=True)
     if as_json:
         emit_json({"bundle": str(out), "seconds": round(result.seconds, 3), "variants": variants,
-                   "validated": not no_validate, "target": result.manifest.target})
+                   "validated": not no_validate, "target": result.manifest.target,
+                   "not_written": list(result.manifest.not_written)})
         return
     click.echo(f"exported {checkpoint} → {out}/ in {result.seconds:.2f} s")
     for v in variants:
@@ -128,14 +133,22 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
 @click.option("--length", "lengths", type=LENGTH, multiple=True, help="lengths to sweep (default 1, window, 3×window)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--warn-only", is_flag=True, help="report failures but exit 0")
+@click.option("--input", "input_path", type=click.Path(path_type=Path),
+              help="an ONNX file's inputs by name (.npz; .npy/.csv for one input); default: drawn at random")
 @click.option("--json", "as_json", is_flag=True)
-def validate(bundle, checkpoint, batches, lengths, seed, warn_only, as_json):
-    """Check every variant of a bundle against the NumPy reference (and PyTorch with --checkpoint).
+def validate(bundle, checkpoint, batches, lengths, seed, warn_only, input_path, as_json):
+    """Check every variant of a bundle against the NumPy reference (and PyTorch with --checkpoint),
+    or every LSTM/GRU/RNN node of any ONNX file (BUNDLE is a .onnx file) against the ONNX operator
+    equations in NumPy, on the inputs each node gets in the running graph.
 
-    Exit code 0 when every variant is within its precision's tolerance, 1 otherwise.
+    Exit code 0 when everything is within its precision's tolerance, 1 otherwise.
     """
     from edgernn.errors import CheckFailedError
     from edgernn.validate import validate_bundle
+
+    if Path(bundle).suffix == ".onnx":
+        _validate_graph(bundle, input_path, seed, warn_only, as_json)
+        return
 
     reports = validate_bundle(bundle, checkpoint=checkpoint, batches=batches or (1, 3, 16),
                               stream_batches=batches or (1, 5), lengths=lengths or None, seed=seed)
@@ -157,3 +170,33 @@ def validate(bundle, checkpoint, batches, lengths, seed, warn_only, as_json):
         click.echo("parity: " + ("passed" if passed else "FAILED"))
     if not passed and not warn_only:
         raise CheckFailedError("parity check failed for: " + ", ".join(r.variant for r in reports if not r.passed))
+
+
+def _validate_graph(path: Path, input_path, seed: int, warn_only: bool, as_json: bool) -> None:
+    from edgernn.errors import CheckFailedError
+    from edgernn.validate_graph import validate_graph
+
+    feeds = None
+    if input_path is not None:
+        from edgernn.runtime.graph import read_feeds
+        from edgernn.validate_graph import graph_inputs
+
+        feeds = read_feeds(input_path, graph_inputs(path))
+    report = validate_graph(path, feeds=feeds, seed=seed)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        t = report.tolerance
+        click.echo(f"{path}: {len({c.node for c in report.checks})} recurrent node(s) against the NumPy reference "
+                   f"(tolerance atol {t['atol']:g}, rtol {t['rtol']:g})"
+                   + (f"; inputs drawn at random: {', '.join(report.drawn_inputs)}" if report.drawn_inputs else ""))
+        for c in report.checks:
+            click.echo(f"  {c.node:<20} {c.op:<5} {c.slot:<4} {c.output:<16} {str(c.shape):<16} max abs "
+                       f"{fmt(c.max_abs):>9}  max rel {fmt(c.max_rel):>9}  {'ok' if c.passed else 'FAIL'}")
+        for n in report.time_major:
+            click.echo(f"  {n}: layout=1, which onnxruntime does not implement: run as layout=0 between Transposes")
+        for n in report.not_checked:
+            click.echo(f"  not checked (inside a subgraph): {n}")
+        click.echo("parity: " + ("passed" if report.passed else "FAILED"))
+    if not report.passed and not warn_only:
+        raise CheckFailedError(f"{path}: " + "; ".join(report.failures()))

@@ -31,8 +31,10 @@ from edgernn.errors import BadInputError
 @click.option("--lengths", "lengths_path", type=click.Path(path_type=Path),
               help="each window's real length (.npy or one integer per line), for padded windows of models "
               "exported with lengths")
+@click.option("--precision", "digits", type=click.IntRange(0, 17),
+              help="round every output to this many decimals (default: full precision)")
 def run(model, input_path, stream, output, fmt_name, variant, threads, backend, on_error, reset_every,
-        lengths_path):
+        lengths_path, digits):
     """Predict with a bundle or a bare .onnx file, without torch.
 
     Inputs are in your data's units: the bundle's normalisation is applied, and outputs are
@@ -41,12 +43,21 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
     \b
     Windows:    edgernn run BUNDLE --input windows.npy --output preds.jsonl
     Streaming:  sensor | edgernn run BUNDLE --stream | consumer
+    Any ONNX:   edgernn run model.onnx --input inputs.npz --output outputs.npz   (inputs and outputs by name)
     """
     from edgernn.bundle import atomic_write_text
     from edgernn.data import load_inputs
     from edgernn.runtime import load
     from edgernn.runtime.records import render
 
+    if Path(model).suffix == ".onnx" and Path(model).is_file():
+        from edgernn.runtime.graph import GraphModel
+
+        graph = GraphModel(model, threads)
+        if not graph.edgernn:  # any ONNX file: inputs by name, outputs by name
+            _run_graph(graph, input_path=input_path, stream=stream, output=output, fmt_name=fmt_name,
+                       variant=variant, lengths_path=lengths_path, digits=digits, backend=backend)
+            return
     fmt_name = fmt_name or ("csv" if output is not None and output.suffix == ".csv" else "jsonl")
     if output is None and sys.stdout is None:  # fd 1 closed: the answers would go nowhere
         raise BadInputError("stdout is closed: give --output FILE for the predictions")
@@ -58,7 +69,7 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
         raise BadInputError("give --input FILE with windows to predict, or --stream to read frames from stdin")
     x = read_integers(input_path, "token ids") if m.spec.vocab_size else load_inputs(input_path, input_size=m.spec.input_size)
     lengths = None if lengths_path is None else read_integers(lengths_path, "lengths").reshape(-1)
-    records = m.predict(x, lengths=lengths).records()
+    records = m.predict(x, lengths=lengths).records(digits)
     text = render(records, fmt_name)
     if output is None:
         click.echo(text, nl=False)
@@ -114,13 +125,46 @@ def info(model, as_json):
             for e in report:
                 click.echo(f"        {e['initializer']:<24} {e['op']:<13} {str(tuple(e['shape'])):<12} "
                            f"asked {e['asked']:<13} stored {e['stored']:<8} compute {e['compute']}")
+    for e in d.get("not_written", []):
+        click.echo(f"  not written: {e['variant']}: {e['reason']}")
     for t in d.get("inputs", []) if "variants" not in d else []:
         click.echo(f"  in  {t['name']:<6} {tuple(t['shape'])}  {t['type']}")
     for t in d.get("outputs", []) if "variants" not in d else []:
         click.echo(f"  out {t['name']:<6} {tuple(t['shape'])}  {t['type']}")
     for k in ("graph", "precision", "ir_version", "opset", "ops"):
-        if k in d:
+        if d.get(k) is not None:
             click.echo(f"{k}: {d[k]}")
+    for n in d.get("rnn_nodes", []):
+        extras = {k: v for k, v in n.items() if k not in ("name", "op", "direction", "hidden_size", "layout",
+                                                          "inputs", "outputs")}
+        click.echo(f"  {n['op']} '{n['name']}': {n['direction']}, hidden {n['hidden_size']}, layout {n['layout']}"
+                   + "".join(f", {k} {v}" for k, v in extras.items()))
+    if d.get("onnxruntime"):
+        click.echo(f"onnxruntime: {d['onnxruntime']}")
+
+
+def _run_graph(graph, *, input_path, stream, output, fmt_name, variant, lengths_path, digits, backend) -> None:
+    """An ONNX file edgernn did not write: every input by name in, every output by name out, full precision."""
+    from edgernn.errors import BadInputError
+    from edgernn.runtime.graph import outputs_json, write_outputs
+
+    names = ", ".join(n for n, _, _ in graph.inputs)
+    for given, why in ((stream, "--stream needs a step graph written by edgernn (it knows the state inputs)"),
+                       (variant, "--variant picks a variant of a bundle"),
+                       (lengths_path, "--lengths is for models exported by edgernn with lengths; give sequence "
+                                      "lengths as a named input in the .npz"),
+                       (fmt_name == "csv", "--format csv cannot hold named tensors of any rank: use .npz or jsonl"),
+                       (backend not in ("auto", "onnxruntime"), f"an ONNX file runs on onnxruntime, not {backend}")):
+        if given:
+            raise BadInputError(f"{graph.path} is an ONNX file without edgernn metadata: {why}")
+    if input_path is None:
+        raise BadInputError(f"give --input FILE: an .npz with arrays named {names} (or .npy/.csv for a single input)")
+    outputs = graph.run(graph.read_feeds(input_path))
+    if output is None:
+        click.echo(outputs_json(outputs, digits), nl=False)
+    else:
+        write_outputs(outputs, output, digits)
+        click.echo(f"wrote {', '.join(outputs)} to {output}", err=True)
 
 
 def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> None:

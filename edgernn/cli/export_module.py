@@ -34,6 +34,9 @@ MODULE_OPTIONS = [
     click.Option(["--split"], metavar="BACKBONE,HEAD",
                  help="--module: layer names of the RNN and of the per-step head, for a step graph of a module "
                       "edgernn does not recognise"),
+    click.Option(["--best-effort"], is_flag=True,
+                 help="write the variants that can be made and list the rest (stderr and the manifest's "
+                      "not_written) instead of refusing the whole export"),
     click.Option(["--exporter"], type=click.Choice(["auto", "edgernn", "torchscript", "dynamo"]), default="auto",
                  show_default=True, help="--module: edgernn's own writers where it recognises the module, "
                                           "else torch.onnx.export (TorchScript, then dynamo)"),
@@ -51,7 +54,7 @@ def module_options(command):
             if kwargs.get("checkpoint") is None:
                 raise BadInputError("give a CHECKPOINT folder, or your own model with --module FILE.py:NAME "
                                     "--input-shape B,T,F")
-            return command(*args, **kwargs)
+            return command(*args, best_effort=mine["best_effort"], **kwargs)
         return run(**mine, **kwargs)
 
     params = export.__dict__.setdefault("__click_params__", [])
@@ -175,16 +178,20 @@ def _first(e: BaseException) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def run(*, module_ref, weights_path, input_shape, module_head, labels, split, exporter, out, as_json=False,
-        no_validate=False, opset=None, ir_version=None, target_runtime=None, precisions=None, **_ignored) -> None:
+def run(*, module_ref, weights_path, input_shape, module_head, labels, split, exporter, best_effort, out,
+        as_json=False, no_validate=False, opset=None, ir_version=None, target_runtime=None, precisions=None,
+        formats="onnx", calibration_path=None, checkpoint=None) -> None:
     from edgernn.cli import emit_json, fmt
     from edgernn.export.from_module import export_module
     from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
 
+    if checkpoint is not None:
+        raise BadInputError(f"give a CHECKPOINT folder or --module, not both (got {checkpoint} and {module_ref})")
     if input_shape is None:
         raise BadInputError("--module needs --input-shape B,T,F: the shape of an example input for its forward")
-    if _ignored.get("calibration_path"):
-        raise BadInputError("--calibration is not taken with --module yet; quantize with int8-dynamic or fp16")
+    from edgernn.export.module_variants import check_formats
+
+    format_names = check_formats(formats.split(","))
     module = load_module(module_ref)
     if weights_path is not None:
         load_weights(module, weights_path)
@@ -198,6 +205,14 @@ def run(*, module_ref, weights_path, input_shape, module_head, labels, split, ex
         from edgernn.quantize import parse_precisions
 
         options["quantize"] = parse_precisions(precisions)
+    example = example_input(module, input_shape)
+    if calibration_path is not None:
+        from edgernn.data import load_inputs
+
+        if example.ndim != 3:
+            raise BadInputError("--calibration takes float windows (N, T, F); this module's input is token ids")
+        options["calibration"] = load_inputs(calibration_path, input_size=int(example.shape[-1]))
+        options["calibration_source"] = f"{calibration_path} ({len(options['calibration'])} windows)"
     split_names = tuple(s.strip() for s in split.split(",")) if split else None
     label_names = tuple(s.strip() for s in labels.split(",")) if labels else ()
 
@@ -208,17 +223,19 @@ def run(*, module_ref, weights_path, input_shape, module_head, labels, split, ex
         for item in items:
             click.echo(f"  {'!' if item.level == 'warning' else '·'} {item.line()}")
 
-    result = export_module(module, example_input(module, input_shape), out, head=module_head, labels=label_names,
-                           split=split_names, exporter=exporter, validate=not no_validate,
+    result = export_module(module, example, out, head=module_head, labels=label_names, formats=format_names,
+                           best_effort=best_effort, split=split_names, exporter=exporter, validate=not no_validate,
                            ir_version=ir_version or DEFAULT_IR_VERSION, opset=opset or DEFAULT_OPSET,
                            on_lint=show_lint, **options)
     m = result.manifest
+    for e in m.not_written:
+        click.echo(f"not written: {e['variant']}: {e['reason']}", err=True)
     variants = [{"name": v.name, "file": v.file, "size": v.size, "precision": v.precision, "parity": v.parity}
                 for v in m.variants]
     if as_json:
         emit_json({"bundle": str(out), "seconds": round(result.seconds, 3), "path": result.path,
                    "exporter": result.exporter, "validated": not no_validate, "variants": variants,
-                   "streaming": m.streaming, "lint": [i.to_dict() for i in result.lint], "module": m.module})
+                   "not_written": list(m.not_written), "target": m.target, "streaming": m.streaming, "lint": [i.to_dict() for i in result.lint], "module": m.module})
         return
     how = "edgernn's own writers" if result.path == "recognised" else f"torch.onnx.export ({result.exporter})"
     click.echo(f"exported {m.module['class']} → {out}/ in {result.seconds:.2f} s via {how}")
@@ -227,6 +244,10 @@ def run(*, module_ref, weights_path, input_shape, module_head, labels, split, ex
         parity = "not validated" if not p else f"max abs {fmt(p['max_abs'])} vs module" + (
             f", {fmt(p['numpy']['max_abs'])} vs numpy" if "numpy" in p else "")
         click.echo(f"  {v['name']:<26} {v['file']:<24} {v['size'] / 1024:8.1f} KiB  {parity}")
+    if m.target:
+        click.echo(f"target {m.target['runtime']}: IR version {m.target['ir_version']}, opset {m.target['opset']}")
+        for r in m.target.get("refused", []):
+            click.echo(f"  refused {r['variant']}: {r['reason']}")
     s = m.streaming
     click.echo("streaming: " + ("yes (step graph)" if s.get("supported") else f"no — {s.get('reason', '')}"))
     if m.module.get("unknown"):

@@ -80,6 +80,7 @@ def export_bundle(
     calibration_source: str = "",
     formats: tuple[str, ...] = ("onnx",),  # "onnx" and/or "tflite"
     progress: bool = False,
+    best_effort: bool = False,  # write what can be made, list the rest in the manifest's not_written
 ) -> ExportResult:
     """Write ``out/`` with the window graph and manifest; validate every variant before calling it done.
 
@@ -108,6 +109,14 @@ def export_bundle(
     if unknown or "onnx" not in formats:
         raise ExportError(f"formats must be onnx, or onnx,tflite (the ONNX fp32 window graph is every bundle's "
                           f"reference variant), got {','.join(formats) or 'none'}")
+    not_written = []
+    if "tflite" in formats and spec.bidirectional:
+        names = [f"tflite-window-{p}" for p in ("fp32", *quantize)]
+        reason = "TFLite covers unidirectional RNNs only (its window graph loops over the step graph)"
+        if not best_effort:
+            raise ExportError(f"cannot write {', '.join(names)}: {reason}; nothing written (--best-effort writes the rest)")
+        not_written = [{"variant": n, "reason": reason} for n in names]
+        formats = tuple(f for f in formats if f != "tflite")
     tflite, tflite_note = _tflite_files(spec, weights, formats, quantize, calibration, progress)
 
     out = Path(out)
@@ -143,7 +152,7 @@ def export_bundle(
         manifest = Manifest(
             spec=spec, variants=tuple(variants), versions=_versions(), target=target_info,
             streaming=streaming,
-            probe=_probe(spec, weights), data=dict(data_source or {}), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            probe=_probe(spec, weights), data=dict(data_source or {}), not_written=tuple(not_written), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         write_manifest(tmp, manifest)
         reports: list[VariantReport] = []
@@ -168,8 +177,6 @@ def _tflite_files(spec, weights, formats, quantize, calibration, progress):
     """The TFLite variants asked for, or none with the reason a bidirectional model has none."""
     if "tflite" not in formats:
         return [], ""
-    if spec.bidirectional:
-        return [], "no TFLite files: TFLite export covers unidirectional models only"
     from edgernn.export.tflite import tflite_variants
 
     return tflite_variants(spec, weights, ("fp32", *quantize), calibration, progress=progress), ""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +63,13 @@ def export_module(
     ir_version: int = DEFAULT_IR_VERSION,
     opset: int = DEFAULT_OPSET,
     on_lint: Callable[[list[LintItem]], None] | None = None,
-    **bundle_options,
+    formats: Sequence[str] = ("onnx",),
+    quantize: Sequence[str] = (),
+    calibration=None,
+    calibration_source: str = "",
+    best_effort: bool = False,
+    target=None,
+    progress: bool = False,
 ) -> ModuleExportResult:
     """Export ``module`` (with its weights loaded) to a bundle at ``out``.
 
@@ -72,9 +78,26 @@ def export_module(
     ``head``/``labels``: what the outputs are (``classification`` gets probabilities at run time);
     left unknown by default. ``split=(backbone, head)``: layer names, to get a step graph for a
     module edgernn does not recognise. ``exporter``: ``auto``, ``edgernn`` (own writers only),
-    ``torchscript`` or ``dynamo``. ``bundle_options`` go to ``export_bundle`` for plain modules
-    (e.g. ``quantize=``).
+    ``torchscript`` or ``dynamo``.
+
+    ``formats`` (``onnx``, ``tflite``) × ``quantize`` (``fp16``, ``int8-dynamic``, ``int8-static``; fp32
+    always) is what is asked, for the window graph and, where the module streams, the step graph.
+    Every variant asked is written, or ``ExportError`` names each one that cannot be and why, and
+    nothing is written; ``best_effort=True`` writes the rest and lists them in the manifest's
+    ``not_written`` (the table is ``edgernn.export.module_variants.RULES``). ``calibration``: windows
+    ``(N, T, F)``, batch first, in the module's input units, for int8 (int8-static needs them).
+    ``target``: an ``edgernn.export.targets.RuntimeTarget``: variants it cannot run are left out and listed.
     """
+    from edgernn.export.module_variants import check_formats
+    from edgernn.quantize import PRECISIONS
+
+    formats = check_formats(formats)
+    unknown = [q for q in quantize if q not in PRECISIONS]
+    if unknown:
+        raise BadInputError(f"quantize must be among {', '.join(PRECISIONS)}, got {', '.join(unknown)}")
+    bundle_options = dict(formats=formats, quantize=tuple(quantize), calibration=calibration,
+                          calibration_source=calibration_source, best_effort=best_effort, target=target,
+                          progress=progress)
     started = time.perf_counter()
     if exporter not in ("auto", "edgernn", *EXPORTERS):
         raise BadInputError(f"exporter must be one of auto, edgernn, {', '.join(EXPORTERS)}, got {exporter!r}")
@@ -112,10 +135,13 @@ def _export(facts: ModuleFacts, out: Path, *, head, labels, task, split, exporte
         on_lint(items)
 
     plain = recognised is not None and recognised.spec.plain and not facts.takes_lengths
+    variants = _plan(facts, recognised, plain, streams, bundle_options)
+    if variants.refused and not bundle_options["best_effort"]:
+        raise ExportError(f"{cls}: {variants.refusal_line()}")
     versions = {"ir_version": ir_version, "opset": opset}
     with staged_dir(out) as tmp:
         if plain:
-            manifest, numpy_reports = _plain_bundle(recognised, tmp, validate, versions, bundle_options)
+            manifest, numpy_reports = _plain_bundle(recognised, tmp, validate, versions, bundle_options, variants)
             built = Built(recognised.spec, None, None, manifest.streaming, "edgernn", weights=recognised.weights,
                            layers=recognised.layers)
         else:
@@ -125,6 +151,8 @@ def _export(facts: ModuleFacts, out: Path, *, head, labels, task, split, exporte
                 built = _generic_graphs(facts, tmp, exporter, validate, versions, head=head, labels=labels, task=task,
                                         reason=reason, backbone=backbone, head_layer=head_layer, split=split)
             manifest, numpy_reports = write_files(facts, built, tmp), []
+            if bundle_options["target"] is not None:  # the same screening as a checkpoint's bundle
+                manifest = _screened(manifest, bundle_options["target"], tmp, versions)
             write_manifest(tmp, manifest)
         reports = check_bundle(facts, built, tmp, manifest) if validate else []
         failed = [r for r in reports + numpy_reports if not r.passed]
@@ -132,6 +160,7 @@ def _export(facts: ModuleFacts, out: Path, *, head, labels, task, split, exporte
             worst = "; ".join(f"{r.variant}: max abs {r.worst()['max_abs']:.3g}" for r in failed)
             raise CheckFailedError(f"parity with the module failed, bundle not written ({worst})")
         manifest = finish_manifest(manifest, facts, built, items, reports, path, started)
+        manifest = replace(manifest, not_written=tuple(variants.not_written()))
         write_manifest(tmp, manifest)
     return ModuleExportResult(out, manifest, reports, items, path, built.exporter, time.perf_counter() - started)
 
@@ -172,12 +201,54 @@ def _split_layers(facts: ModuleFacts, split) -> tuple[nn.Module, nn.Module]:
     return backbone, head
 
 
-def _plain_bundle(recognised: Recognised, tmp: Path, validate: bool, versions: dict, options: dict):
+def _screened(manifest: Manifest, target, tmp: Path, versions: dict) -> Manifest:
+    """Variants the target runtime cannot run are removed and recorded (manifest ``target.refused``)."""
+    from edgernn.export.targets import screen_variants, target_record
+
+    screening = screen_variants(target, tmp, list(manifest.variants))
+    record = target_record(target, versions["ir_version"], versions["opset"], screening, manifest.streaming)
+    return replace(manifest, variants=tuple(screening.kept), target=record)
+
+
+def _beyond_plain(facts: ModuleFacts, spec: ModelSpec) -> str:
+    """Why a recognised module is not plain, in words."""
+    parts = (["takes token ids (an Embedding in front)"] if spec.vocab_size else []) + \
+        (["takes lengths (padded batches)"] if facts.takes_lengths else []) + \
+        ([f"has an LSTM with proj_size={spec.proj_size}"] if spec.proj_size else []) + \
+        ({"every_step": ["has its head on every step"], "final_state": ["reads both directions' final states"]}
+         .get(spec.head_input, []))
+    return " and ".join(parts) or "is not plain"
+
+
+def _plan(facts: ModuleFacts, recognised: Recognised | None, plain: bool, streams: bool, options: dict):
+    """What will be written and what cannot be (``module_variants``'s table)."""
+    from edgernn.export.module_variants import ModuleKind, plan
+
+    if recognised is None:
+        kind = ModuleKind("torch.onnx.export", streams=streams,
+                          bidirectional=any(getattr(m, "bidirectional", False) for _, m in facts.recurrent))
+    else:
+        kind = ModuleKind("plain" if plain else "recognised", beyond="" if plain else _beyond_plain(facts, recognised.spec),
+                          bidirectional=recognised.spec.bidirectional, streams=streams)
+    kind = replace(kind, calibration=options["calibration"] is not None)
+    return plan(kind, options["formats"], options["quantize"])
+
+
+def _plain_bundle(recognised: Recognised, tmp: Path, validate: bool, versions: dict, options: dict, variants):
     """The same bundle as for a checkpoint, validated against the NumPy reference by ``export_bundle``."""
     from edgernn.export.bundle_writer import export_bundle
 
     inner = tmp / "bundle"
-    result = export_bundle(recognised.spec, recognised.weights, inner, validate=validate, **versions, **options)
+    calibration = options["calibration"]
+    if calibration is not None:
+        calibration = np.ascontiguousarray(calibration, np.float32)
+        F = recognised.spec.input_size
+        if calibration.ndim != 3 or calibration.shape[2] != F or not len(calibration):
+            raise BadInputError(f"expected calibration windows of shape (N, T, {F}), got {tuple(calibration.shape)}")
+    result = export_bundle(recognised.spec, recognised.weights, inner, validate=validate, **versions,
+                           formats=variants.formats, quantize=variants.quantize, calibration=calibration,
+                           calibration_source=options["calibration_source"] or "given calibration windows",
+                           target=options["target"], progress=options["progress"])
     for item in inner.iterdir():
         item.rename(tmp / item.name)
     inner.rmdir()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from edgernn.errors import BadInputError, ExportError
+from edgernn.export.module_forward import cell_loops, scripted, second_input
 
 RNN_TYPES = (nn.LSTM, nn.GRU)
 RECURRENT_TYPES = (nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell, nn.RNNCell)
@@ -67,6 +69,7 @@ class ModuleFacts:
     time_flexible: bool = True
     unrolled: bool = False  # a cell (LSTMCell, ...) called in a Python loop: traced for one length
     unconvertible: list[str] = field(default_factory=list)  # "aten::histc at model.py:12 (forward)"
+    loops: dict[str, tuple[int, bool]] = field(default_factory=dict)  # cell → (calls, follows the input length)
 
     @property
     def recurrent(self) -> list[tuple[str, nn.Module]]:
@@ -110,8 +113,10 @@ def example_inputs(module: nn.Module, example_input, lengths: bool | None = None
     if len(required) > 2:
         raise BadInputError(f"{type(module).__name__}.forward takes {len(required)} inputs ({', '.join(required)}); "
                             "edgernn passes the input and, for padded batches, the lengths")
-    wants_lengths = lengths if lengths is not None else (len(tensors) == 2 or len(required) == 2)
-    if len(tensors) > 2 or (len(tensors) == 2 and not wants_lengths):
+    if len(tensors) > 2:
+        raise BadInputError(f"expected the example input x, or (x, lengths), got {len(tensors)} tensors")
+    wants_lengths = second_input(module, required, tensors, lengths)
+    if len(tensors) == 2 and not wants_lengths:
         raise BadInputError(f"expected the example input x, or (x, lengths), got {len(tensors)} tensors")
     x = tensors[0]
     if x.ndim not in (2, 3):
@@ -218,6 +223,7 @@ def inspect_module(module: nn.Module, example_input, *, lengths: bool | None = N
     """Switch the module to eval mode and find out what it is and how it runs."""
     if not isinstance(module, nn.Module):
         raise BadInputError(f"expected a torch.nn.Module, got {type(module).__name__}")
+    scripted(module)
     was_training = module.training
     module.eval()
     leaves = [(n, m) for n, m in module.named_modules() if not list(m.children()) and not isinstance(m, PASSIVE_TYPES)]
@@ -244,8 +250,15 @@ def inspect_module(module: nn.Module, example_input, *, lengths: bool | None = N
                             f"({type(e).__name__}: {first}); pass the shape its forward takes") from None
     B, T = facts.batch, facts.length
     facts.batch_flexible = _runs(module, probe_inputs(facts, B + 2, T, seed=1))
-    facts.unrolled = any(isinstance(m, (nn.LSTMCell, nn.GRUCell, nn.RNNCell)) for _, m in leaves)
-    facts.time_flexible = not facts.unrolled and _runs(module, probe_inputs(facts, B, T + 3, seed=2))
+    try:  # each cell's calls at another length: a loop over the input's steps, or a fixed count
+        _, longer = _hooked_run(module, names, probe_inputs(facts, B, T + 3, seed=2))
+        runs_longer = True
+    except Exception:  # the module's own error on a length it does not take
+        longer, runs_longer = None, False
+    facts.loops = cell_loops({n: m for m, n in names.items()}, Counter(c.name for c in facts.calls),
+                             None if longer is None else Counter(c.name for c in longer), T, T + 3)
+    facts.unrolled = any(follows for _, follows in facts.loops.values())
+    facts.time_flexible = not facts.unrolled and runs_longer
     if not facts.packed:
         facts.unconvertible = unconvertible_ops(module, inputs, opset)
     return facts
@@ -283,9 +296,16 @@ def lint(facts: ModuleFacts, *, path: str, streams: bool, reason: str = "") -> l
                  if own else "torch.onnx.export writes ONNX GRU with linear_before_reset=1")
                 + "; a runtime with only the other convention gives other numbers; parity checks it")
         if isinstance(m, (nn.LSTMCell, nn.GRUCell, nn.RNNCell)):
-            add("cell_loop", "warning", f"{type(m).__name__} '{name}' is called in a Python loop",
-                f"the loop is unrolled for the example's {facts.length} steps: the bundle takes windows of "
-                f"exactly {facts.length} steps")
+            calls, follows = facts.loops.get(name, (0, True))
+            if follows:
+                add("cell_loop", "warning", f"{type(m).__name__} '{name}' is called once per input step "
+                    f"({calls} calls for {facts.length} steps) in a Python loop",
+                    f"the loop is unrolled for the example's {facts.length} steps: the bundle takes windows of "
+                    f"exactly {facts.length} steps")
+            else:
+                add("cell_loop", "info", f"{type(m).__name__} '{name}' is called {calls} times per forward, "
+                    "whatever the input's length", f"unrolled to {calls} steps in the graph; the window length "
+                    "stays free (checked at other lengths)")
         if isinstance(m, nn.RNN):
             add("vanilla_rnn", "info", f"nn.RNN '{name}' (Elman)", "exported as the ONNX RNN op by torch.onnx.export")
         if getattr(m, "bidirectional", False):

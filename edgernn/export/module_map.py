@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from edgernn.export.module_forward import extra_ops
 from edgernn.export.module_lint import RNN_TYPES, ModuleFacts, probe_inputs
 from edgernn.spec import ModelSpec
 
@@ -117,8 +118,11 @@ def recognise(facts: ModuleFacts, *, head: str | None = None, labels=(), task: s
                 break
             if all(e is not None for e in errors):
                 return _mapped(facts, layers, names, tap, max(errors), head, labels, task), ""
-    return None, (f"forward does something besides Linear on the RNN's {' or '.join(t.replace('_', ' ') for t in taps)} "
-                  "(measured on probes)")
+    where = f"the RNN's {' or '.join(t.replace('_', ' ') for t in taps)}"
+    extra = [] if facts.packed else extra_ops(facts.module, facts.example)  # what forward does besides its layers
+    if extra:
+        return None, f"forward applies {', '.join(extra)} besides Linear on {where}"
+    return None, f"forward does something besides Linear on {where} (measured on probes)"
 
 
 def _mapped(facts, layers, names, tap, max_abs, head, labels, task) -> Recognised:

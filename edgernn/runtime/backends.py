@@ -23,13 +23,11 @@ class OnnxBackend:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # its own log lines repeat the exception, which is turned into one line
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for unreadable models
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            first = first if len(first) <= 200 else first[:200] + "…"
-            raise ModelFileError(f"{path}: onnxruntime {ort.__version__} cannot load this model ({first})") from None
+            raise ModelFileError(f"{path}: {load_failure(str(e), ort.__version__)}") from None
         self.path = Path(path)
         try:  # names and metadata come back as text: a damaged file may hold bytes that are not UTF-8
             self.input_names = [i.name for i in self.session.get_inputs()]
@@ -48,6 +46,19 @@ class OnnxBackend:
             first = " ".join(str(e).split())
             first = first if len(first) <= 240 else first[:240] + "…"
             raise ModelFileError(f"{self.path.name}: onnxruntime could not run this model ({first})") from None
+
+
+def load_failure(message: str, version: str) -> str:
+    """onnxruntime's multi-line load error as one line that keeps its cause."""
+    text = " ".join(message.split())
+    if "layout == 1" in text or "layout_ == 0" in text:
+        op = next((name for key, name in (("lstm", "LSTM"), ("gru", "GRU"), ("rnn", "RNN")) if key in text.lower()), "RNN")
+        return (f"onnxruntime {version} cannot run this model: its {op} node has layout=1 (batch-first), which "
+                "onnxruntime does not implement (only layout=0); `edgernn validate` checks the node by running it "
+                "as layout=0 between Transposes")
+    text = text.split("Exception during initialization: ")[-1]
+    text = text if len(text) <= 300 else text[:300] + "…"
+    return f"onnxruntime {version} cannot load this model ({text})"
 
 
 def onnx_metadata(path: Path) -> dict[str, str]:

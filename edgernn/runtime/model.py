@@ -32,14 +32,16 @@ class Prediction:
     def classes(self) -> np.ndarray:
         return self.values.argmax(axis=-1)
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self, digits: int | None = None) -> list[dict[str, Any]]:
+        """One record per window, in full float64 precision; ``digits`` rounds every value to that many decimals."""
+        r = (lambda v: float(v)) if digits is None else (lambda v: round(float(v), digits))  # noqa: E731
         if self.values.ndim > 2:  # a head on every step: one row of values per step
-            return [{"prediction": np.round(row.astype(np.float64), 6).tolist()} for row in self.values]
+            return [{"prediction": [[r(v) for v in step] for step in row]} for row in self.values]
         if self.head != "classification":
-            return [{"prediction": [float(v) for v in row]} for row in self.values]
+            return [{"prediction": [r(v) for v in row]} for row in self.values]
         names = self.labels or tuple(str(k) for k in range(self.values.shape[1]))
         return [
-            {"label": names[k], "class": int(k), "probabilities": {n: round(float(p), 6) for n, p in zip(names, row)}}
+            {"label": names[k], "class": int(k), "probabilities": {n: r(p) for n, p in zip(names, row)}}
             for k, row in zip(self.classes, self.values)
         ]
 
@@ -217,7 +219,8 @@ def load(path: Path | str, *, variant: str | None = None, threads: int | None = 
     backend = open_backend(path, "onnx", threads, backend)
     meta = backend.metadata
     if "edgernn.spec" not in meta:
-        raise ModelFileError(f"{path}: an ONNX model without edgernn metadata; export it with `edgernn export`")
+        raise ModelFileError(f"{path}: an ONNX model without edgernn metadata: open it with "
+                             "edgernn.runtime.graph.GraphModel (inputs and outputs by name), as `edgernn run` does")
     spec = ModelSpec.from_json(meta["edgernn.spec"])
     return Model(spec, _bare_variant(path, meta.get("edgernn.graph", "window")), path, backend, None, threads)
 
