@@ -16,7 +16,7 @@ from edgernn.bundle import current_umask
 from edgernn.errors import BadInputError
 
 # Files that mark a folder as edgernn's own output, which may therefore be replaced.
-OWN_MARKERS = ("manifest.json", "checkpoint.json")
+OWN_MARKERS = ("manifest.json", "checkpoint.json", "resume.pt")
 
 
 def check_target(target: Path) -> None:
