@@ -18,6 +18,8 @@ _SCALE_OPTIONS = [
     click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
                  help="autocast precision of the forward pass; weights and checkpoint stay fp32"),
     click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes"),
+    click.option("--mmap", is_flag=True,
+                 help="read a .npy/.npz --data file memory-mapped and cut windows per batch (data larger than memory)"),
     click.option("--resume", type=click.Path(path_type=Path),
                  help="continue the run in this folder from its last epoch (resume.pt); --epochs may extend it"),
 ]
@@ -29,19 +31,21 @@ def scale_options(f):
     return f
 
 
-def apply_scale(source, config, out, *, device, precision, workers, resume):
+def apply_scale(source, config, out, *, device, precision, workers, mmap, resume):
     """The (source, config, out, resume state) to train with: the given ones, or the resumed run's."""
     if resume is None:
         if out is None:
             raise click.UsageError("Missing option '--out'.")
+        if mmap:
+            source = dataclasses.replace(source, mmap=True)
         return source, dataclasses.replace(config, device=device, precision=precision, workers=workers), out, None
     from edgernn.datasource import DataSource
     from edgernn.nn.resume import load_resume
     from edgernn.nn.train import TrainConfig
 
     ctx = click.get_current_context()
-    given = [f"--{name.replace('_', '-')}" for name, value in ctx.params.items()
-             if name not in RESUME_MAY_CHANGE and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+    given = [param.opts[0] for param in ctx.command.params if param.name not in RESUME_MAY_CHANGE
+             and ctx.get_parameter_source(param.name) == click.core.ParameterSource.COMMANDLINE]
     if given:
         raise BadInputError(f"--resume continues the run with the options it was started with; drop {', '.join(given)} "
                             "(only --epochs, --device, --precision, --workers and --threads may change)")

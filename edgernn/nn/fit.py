@@ -27,23 +27,6 @@ from edgernn.nn.distributed import World
 from edgernn.nn.resume import EarlyStopping, ResumeState, capture_rng, cpu_state, restore_rng, save_resume
 
 
-class TensorBatches(torch.utils.data.Dataset):
-    """In-memory (x, y) tensors; a batch is one fancy-index, not B single-sample lookups."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        self.x, self.y = x, y
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def __getitem__(self, i):
-        return self.x[i], self.y[i]
-
-    def __getitems__(self, indices):
-        index = torch.as_tensor(indices, dtype=torch.long)
-        return self.x[index], self.y[index]
-
-
 def _whole_batch(batch):
     return batch  # __getitems__ already returns (x, y) batches
 

@@ -25,7 +25,8 @@ from edgernn.errors import BadInputError
 from edgernn.metrics import baseline_metrics, task_metrics
 from edgernn.nn.device import Precision, describe_device, resolve_device
 from edgernn.nn.distributed import World, distributed_context, wants_cuda
-from edgernn.nn.fit import FitSettings, TensorBatches, fit
+from edgernn.nn.batches import baseline_train_targets, batches_for, predict_dataset
+from edgernn.nn.fit import FitSettings, fit
 from edgernn.nn.model import build_model
 from edgernn.nn.resume import RESUME_NAME, ResumeState
 from edgernn.spec import ModelSpec
@@ -68,12 +69,6 @@ def predict_numpy(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
 
-def _targets(ds: data.Dataset, norm) -> torch.Tensor:
-    if ds.head == "classification":
-        return torch.from_numpy(ds.y.astype(np.int64))
-    return torch.from_numpy(data.normalize_y(ds.y, norm).astype(np.float32))
-
-
 def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool = True,
           resume: ResumeState | None = None) -> TrainResult:
     """Train as one process, or as one rank of a ``torchrun`` job (see ``edgernn.nn.distributed``)."""
@@ -90,7 +85,7 @@ def _train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool
     precision = Precision(config.precision, device)
     splits = source.splits()
     tr = splits.train
-    norm = data.fit_normalization(tr)
+    norm = getattr(splits, "normalization", None) or data.fit_normalization(tr)  # mapped data: one pass
     spec = ModelSpec(
         cell=config.cell,
         input_size=tr.features,
@@ -109,8 +104,7 @@ def _train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool
         raise BadInputError(f"--resume: the data or model options differ from the run being continued "
                             f"({RESUME_NAME} records another spec); continue it with the options it was started with")
     model = build_model(spec, seed=config.seed)
-    train_data = TensorBatches(torch.from_numpy(data.normalize_x(tr.x, norm)), _targets(tr, norm))
-    val_data = TensorBatches(torch.from_numpy(data.normalize_x(splits.val.x, norm)), _targets(splits.val, norm))
+    train_data, val_data = batches_for(tr, norm), batches_for(splits.val, norm)
     settings = FitSettings(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                            patience=config.patience, seed=config.seed, workers=config.workers)
     run_info = {"spec": spec.to_dict(), "config": asdict(config), "data": source.to_dict()}
@@ -126,7 +120,7 @@ def _train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool
         return TrainResult(spec=spec, weights=weights, run_dir=Path(out), metrics={}, history=history)
 
     te = splits.test
-    pred = predict_numpy(model, data.normalize_x(te.x, norm))
+    pred = predict_dataset(model, te, norm)
     if spec.head != "classification":
         pred = data.denormalize_y(pred, norm)
     last_values = te.x[:, -1, : spec.output_size] if spec.head == "forecast" and te.features >= spec.output_size else None
@@ -134,7 +128,7 @@ def _train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool
         "task": source.label,
         "head": spec.head,
         "test": task_metrics(spec.head, te.y, pred, spec.output_size),
-        "baselines": baseline_metrics(spec.head, tr.y, te.y, spec.output_size, last_values),
+        "baselines": baseline_metrics(spec.head, baseline_train_targets(tr, norm), te.y, spec.output_size, last_values),
         "best_epoch": best[2],
         "epochs_run": len(history),
         "train_seconds": round(seconds, 2),
