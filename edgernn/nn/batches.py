@@ -29,8 +29,11 @@ class TensorBatches(torch.utils.data.Dataset):
         return self.x[i], self.y[i]
 
     def __getitems__(self, indices):
-        index = torch.as_tensor(indices, dtype=torch.long)
+        index = torch.as_tensor(indices, dtype=torch.long, device=self.x.device)
         return self.x[index], self.y[index]
+
+    def to(self, device: torch.device) -> "TensorBatches":
+        return TensorBatches(self.x.to(device), self.y.to(device))
 
 
 class LazyBatches(torch.utils.data.Dataset):

@@ -64,7 +64,7 @@ def make_loader(dataset, batch_size: int, world: World, *, seed: int, shuffle: b
     else:  # evaluation: every sample exactly once over all ranks, no padding
         sampler = range(world.rank, len(dataset), world.size)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                                       collate_fn=_whole_batch, pin_memory=device.type == "cuda",
+                                       collate_fn=_whole_batch, pin_memory=device.type == "cuda" and workers > 0,
                                        persistent_workers=workers > 0)
 
 
@@ -93,6 +93,8 @@ def fit(model: nn.Module, train_data, val_data, head: str, settings: FitSettings
         best, history = resume.best, list(resume.history)
         start_epoch, seconds_before = resume.epoch + 1, resume.train_seconds
 
+    if device.type == "cuda" and settings.workers == 0:  # in-memory data: batches indexed on the GPU itself
+        train_data, val_data = (d.to(device) if hasattr(d, "to") else d for d in (train_data, val_data))
     train_loader = make_loader(train_data, local_batch, world, seed=settings.seed, shuffle=True,
                                workers=settings.workers, device=device)
     val_loader = make_loader(val_data, max(local_batch, 256), world, seed=settings.seed, shuffle=False,
@@ -102,6 +104,7 @@ def fit(model: nn.Module, train_data, val_data, head: str, settings: FitSettings
     epochs = range(start_epoch, settings.epochs + 1) if not already_stopped else range(0)
     bar = _progress(len(epochs) * len(train_data), progress and world.is_main, desc)
     samples, step_seconds, started, stopped = 0, 0.0, time.perf_counter(), already_stopped
+    steady = [0, 0.0]  # samples and step seconds after the first epoch of this session (no warm-up)
     try:
         for epoch in epochs:
             train_loader.sampler.set_epoch(epoch)
@@ -124,8 +127,11 @@ def fit(model: nn.Module, train_data, val_data, head: str, settings: FitSettings
                 count += y.numel()
                 bar.update(len(x) * world.size)
             local_total = total.item()  # waits for the device: the epoch's steps are done
-            step_seconds += time.perf_counter() - t0
-            samples += _epoch_samples(train_loader) * world.size
+            epoch_seconds, epoch_samples = time.perf_counter() - t0, _epoch_samples(train_loader) * world.size
+            if epoch > epochs.start:
+                steady[0], steady[1] = steady[0] + epoch_samples, steady[1] + epoch_seconds
+            step_seconds += epoch_seconds
+            samples += epoch_samples
             train_total, train_count = world.sum([local_total, float(count)], device)
             val_loss = evaluate(model, val_loader, loss_sum, device, precision, world)
             history.append({"epoch": epoch, "train_loss": train_total / max(train_count, 1.0), "val_loss": val_loss})
@@ -146,6 +152,7 @@ def fit(model: nn.Module, train_data, val_data, head: str, settings: FitSettings
     throughput = {
         "samples_per_s": round(samples / session, 1) if session > 0 and samples else 0.0,
         "step_samples_per_s": round(samples / step_seconds, 1) if step_seconds > 0 and samples else 0.0,
+        "steady_samples_per_s": round(steady[0] / steady[1], 1) if steady[1] > 0 else None,  # epochs 2+
         "samples": samples,
         "seconds": round(session, 3),
     }
