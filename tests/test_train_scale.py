@@ -209,3 +209,33 @@ def test_cuda_resume_reaches_the_same_weights(tmp_path):
     assert invoke("train", *options, "--epochs", 3, "--out", tmp_path / "long").exit_code == 0
     diff = max_abs_diff(load_checkpoint(tmp_path / "short").weights, load_checkpoint(tmp_path / "long").weights)
     assert diff <= 1e-6  # cuDNN RNN kernels are deterministic for a fixed configuration
+
+
+# ---- the sampler -----------------------------------------------------------------------------------
+
+
+def test_sharded_shuffle_deals_each_epochs_order_over_ranks():
+    from edgernn.nn.distributed import World
+    from edgernn.nn.fit import ShardedShuffle
+
+    n, seed = 11, 5
+    generator = torch.Generator().manual_seed(seed)
+    expected = [torch.randperm(n, generator=generator).tolist() for _ in range(3)]  # epoch e: the e-th draw
+    one = ShardedShuffle(n, World(), seed)
+    for epoch in (1, 2, 3):
+        one.set_epoch(epoch)
+        assert list(one) == expected[epoch - 1]
+    resumed = ShardedShuffle(n, World(), seed)  # a fresh process resuming at epoch 3 replays the draws
+    resumed.set_epoch(3)
+    assert list(resumed) == expected[2]
+    ranks = [ShardedShuffle(n, World(rank=r, size=2, local_rank=r), seed) for r in range(2)]
+    for s in ranks:
+        s.set_epoch(2)
+    shares = [list(s) for s in ranks]
+    assert len(shares[0]) == len(shares[1]) == 6  # padded with the order's first sample
+    padded = expected[1] + expected[1][:1]
+    assert shares == [padded[0::2], padded[1::2]]
+    # With a global batch of 4 (2 per rank), step k of the two ranks together is the single process's batch k.
+    for k in range(2):
+        together = sorted(shares[0][2 * k : 2 * k + 2] + shares[1][2 * k : 2 * k + 2])
+        assert together == sorted(expected[1][4 * k : 4 * k + 4])

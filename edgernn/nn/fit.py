@@ -1,11 +1,14 @@
 """The epoch loop: one device or many (DDP), fp32 or autocast, resumable, with a progress bar.
 
 Batches come from a ``DataLoader`` over a dataset that returns whole batches (``__getitems__``),
-in the order a ``DistributedSampler`` gives for ``seed + epoch``. With W processes, each takes
-every W-th sample of that order and ``--batch-size`` is the global batch (B / W per process),
-so W processes make the same optimizer steps as one process: the global batch k is the same set
-of samples, and DDP's gradient average over ranks equals the single process's mean. (When the
-training split is not a multiple of W, the sampler repeats up to W - 1 samples per epoch.)
+in the order ``ShardedShuffle`` gives: each epoch one shuffled order of the whole training split,
+the same on every rank (epoch e's order is the e-th ``randperm`` of a generator seeded with
+``seed``, the order single-process training has always used). With W processes, each takes every
+W-th sample of that order, as ``DistributedSampler`` deals them, and ``--batch-size`` is the global
+batch (B / W per process), so W processes make the same optimizer steps as one process: the global
+batch k is the same set of samples, and DDP's gradient average over ranks equals the single
+process's mean. (When the training split is not a multiple of W, up to W - 1 samples per epoch are
+repeated to even the shares, as DistributedSampler does.)
 
 Validation and train losses are sums over samples reduced over ranks, so every rank sees the same
 figures; rank 0 decides early stopping and broadcasts it; only rank 0 writes ``resume.pt``.
@@ -25,6 +28,37 @@ from edgernn.errors import BadInputError
 from edgernn.nn.device import Precision
 from edgernn.nn.distributed import World
 from edgernn.nn.resume import EarlyStopping, ResumeState, capture_rng, cpu_state, restore_rng, save_resume
+
+
+class ShardedShuffle(torch.utils.data.Sampler):
+    """This rank's share of each epoch's shuffled order; ``set_epoch`` before each epoch."""
+
+    def __init__(self, n: int, world: World, seed: int):
+        self.n, self.world, self.seed, self.epoch = n, world, seed, 1
+        self.per_rank = -(-n // world.size)  # ceil: every rank gets as many samples
+        self._generator, self._drawn, self._order = None, 0, None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def order(self) -> torch.Tensor:
+        """Epoch e's order: the e-th permutation drawn (replayed after a resume; O(N) per epoch skipped)."""
+        if self._generator is None or self._drawn > self.epoch:
+            self._generator, self._drawn = torch.Generator().manual_seed(self.seed), 0
+        while self._drawn < self.epoch:
+            self._order = torch.randperm(self.n, generator=self._generator)
+            self._drawn += 1
+        return self._order
+
+    def __iter__(self):
+        order = self.order()
+        padded = self.per_rank * self.world.size
+        if padded > self.n:
+            order = torch.cat([order, order[: padded - self.n]])
+        return iter(order[self.world.rank :: self.world.size].tolist())
+
+    def __len__(self) -> int:
+        return self.per_rank
 
 
 def _whole_batch(batch):
@@ -59,8 +93,7 @@ def loss_for(head: str, reduction: str = "mean") -> nn.Module:
 def make_loader(dataset, batch_size: int, world: World, *, seed: int, shuffle: bool, workers: int,
                 device: torch.device) -> torch.utils.data.DataLoader:
     if shuffle:
-        sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world.size, rank=world.rank,
-                                                      shuffle=True, seed=seed, drop_last=False)
+        sampler = ShardedShuffle(len(dataset), world, seed)
     else:  # evaluation: every sample exactly once over all ranks, no padding
         sampler = range(world.rank, len(dataset), world.size)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
@@ -163,7 +196,7 @@ def fit(model: nn.Module, train_data, val_data, head: str, settings: FitSettings
 
 
 def _epoch_samples(loader) -> int:
-    return len(loader.sampler)  # this rank's samples per epoch (DistributedSampler pads ranks equal)
+    return len(loader.sampler)  # this rank's samples per epoch (ranks are padded equal)
 
 
 def evaluate(model: nn.Module, loader, loss_sum: nn.Module, device: torch.device, precision: Precision,

@@ -5,8 +5,9 @@ crash leaves the previous epoch's state whole). It holds the last epoch's model 
 state, the gradient scaler, the early-stopping state (best loss, best epoch, best weights), the
 history, the Python/NumPy/torch random states, and the run's spec, config and data source as JSON
 text. Only tensors and plain Python values are saved; it is read with ``weights_only=True``, so
-loading never unpickles arbitrary objects. Data order needs no saved state: each epoch's shuffle is
-seeded by ``seed + epoch`` (``DistributedSampler``), so a resumed epoch sees the same batches.
+loading never unpickles arbitrary objects. Data order needs no saved state: epoch e's shuffle is the
+e-th permutation of a generator seeded with ``seed`` (``fit.ShardedShuffle`` replays it), so a
+resumed epoch sees the same batches.
 """
 
 from __future__ import annotations
