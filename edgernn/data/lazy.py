@@ -26,7 +26,7 @@ from edgernn.data.readers import DEFAULT_FORECAST_WINDOW, PASS_HEAD, encode_labe
 from edgernn.errors import BadInputError
 from edgernn.spec import Normalization
 
-CHUNK_VALUES = 1 << 20  # values per chunk of the statistics pass (8 MiB in float64)
+CHUNK_VALUES = 1 << 18  # values per chunk of the statistics pass (2 MiB in float64; ~10 temporaries of that size)
 
 
 @dataclass(frozen=True, eq=False)
