@@ -239,3 +239,31 @@ def test_sharded_shuffle_deals_each_epochs_order_over_ranks():
     for k in range(2):
         together = sorted(shares[0][2 * k : 2 * k + 2] + shares[1][2 * k : 2 * k + 2])
         assert together == sorted(expected[1][4 * k : 4 * k + 4])
+
+
+def test_ctrl_c_under_torchrun_ends_every_rank_and_keeps_the_resume_state(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+               OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "edgernn",
+               "train", *map(str, DDP_OPTIONS), "--epochs", "1000", "--patience", "1000", "--out", str(out)]
+    launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not (out / "resume.pt").exists():  # training is under way
+            assert launcher.poll() is None and time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        ranks = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True).stdout.split()
+        assert len(ranks) == 2
+        launcher.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+        _, stderr = launcher.communicate(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode != 0
+    assert stderr.splitlines().count("interrupted") == 2  # each rank, one line
+    assert [r for r in ranks if Path(f"/proc/{r}").exists()] == []
+    assert sorted(p.name for p in out.iterdir()) == ["resume.pt"]  # no half-written run; resumable

@@ -10,6 +10,7 @@ collective below is a no-op.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,11 +87,18 @@ def distributed_context(device_type_hint: str) -> Iterator[World]:
         if backend == "nccl":
             torch.cuda.set_device(world.local_rank or 0)
         dist.init_process_group(backend=backend)
+    # torchrun stops the other ranks with SIGTERM when one fails: leave the group on the way out, too.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         yield world
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if started_here and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def wants_cuda(device_name: str) -> bool:
