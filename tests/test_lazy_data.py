@@ -140,3 +140,14 @@ def test_a_mapped_file_larger_than_the_memory_budget_trains_in_bounded_memory(tm
     finally:
         big.unlink(missing_ok=True)
         small.unlink(missing_ok=True)
+
+
+def test_mapped_npz_with_loader_workers_trains_as_in_memory(tmp_path):
+    rng = np.random.default_rng(4)
+    np.savez(tmp_path / "c.npz", x=rng.normal(size=(200, 10, 2)).astype(np.float32), y=rng.integers(0, 3, 200))
+    options = ["--data", tmp_path / "c.npz", "--hidden", 8, "--epochs", 2, "--batch-size", 32, "--quiet"]
+    assert invoke("train", *options, "--mmap", "--workers", 2, "--out", tmp_path / "mapped").exit_code == 0
+    assert invoke("train", *options, "--out", tmp_path / "loaded").exit_code == 0
+    a, b = load_checkpoint(tmp_path / "mapped"), load_checkpoint(tmp_path / "loaded")
+    assert max(float(np.abs(a.weights[k] - b.weights[k]).max()) for k in a.weights) == 0.0
+    assert a.metrics["hardware"]["workers"] == 2
