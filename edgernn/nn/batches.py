@@ -67,14 +67,21 @@ def batches_for(ds, norm: Normalization) -> torch.utils.data.Dataset:
     return TensorBatches(torch.from_numpy(data.normalize_x(ds.x, norm)), targets(ds.head, ds.y, norm))
 
 
-def predict_dataset(model: nn.Module, ds, norm: Normalization, batch_size: int = 512) -> np.ndarray:
-    """The model's outputs for every window of ``ds`` (normalised inputs, outputs in model units)."""
-    model.eval()
+def predict_dataset(model: nn.Module, ds, norm: Normalization, batch_size: int = 512,
+                    device: torch.device | None = None) -> np.ndarray:
+    """The model's fp32 outputs for every window of ``ds`` (normalised inputs, outputs in model units),
+    computed on ``device`` (default: where the model is); the model is left where it was."""
+    home = next(model.parameters()).device
+    device = device or home
+    model.to(device).eval()
     outs = []
-    with torch.no_grad():
-        for start in range(0, ds.n, batch_size):
-            x = data.normalize_x(np.asarray(ds.x[start : start + batch_size]), norm)
-            outs.append(model(torch.from_numpy(x)).numpy())
+    try:
+        with torch.no_grad():
+            for start in range(0, ds.n, batch_size):
+                x = data.normalize_x(np.asarray(ds.x[start : start + batch_size]), norm)
+                outs.append(model(torch.from_numpy(x).to(device)).cpu().numpy())
+    finally:
+        model.to(home)
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
 

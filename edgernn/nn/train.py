@@ -120,7 +120,7 @@ def _train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool
         return TrainResult(spec=spec, weights=weights, run_dir=Path(out), metrics={}, history=history)
 
     te = splits.test
-    pred = predict_dataset(model, te, norm)
+    pred = predict_dataset(model, te, norm, device=device)
     if spec.head != "classification":
         pred = data.denormalize_y(pred, norm)
     last_values = te.x[:, -1, : spec.output_size] if spec.head == "forecast" and te.features >= spec.output_size else None
