@@ -23,9 +23,9 @@ from edgernn.checkpoint import save_checkpoint
 from edgernn.datasource import DataSource
 from edgernn.errors import BadInputError
 from edgernn.metrics import baseline_metrics, task_metrics
+from edgernn.nn.batches import baseline_train_targets, batches_for, predict_dataset
 from edgernn.nn.device import Precision, describe_device, resolve_device
 from edgernn.nn.distributed import World, distributed_context, wants_cuda
-from edgernn.nn.batches import baseline_train_targets, batches_for, predict_dataset
 from edgernn.nn.fit import FitSettings, fit
 from edgernn.nn.model import build_model
 from edgernn.nn.resume import RESUME_NAME, ResumeState
