@@ -23,10 +23,13 @@ class DataSource:
     seed: int = 0
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    mmap: bool = False  # .npy/.npz memory-mapped, windows cut per batch (edgernn.data.lazy)
 
     def __post_init__(self) -> None:
         if (self.task is None) == (self.path is None):
             raise BadInputError("give either a built-in task or a data file, not both and not neither")
+        if self.mmap and self.task:
+            raise BadInputError("--mmap reads a .npy or .npz file memory-mapped; built-in tasks are made in memory")
 
     @property
     def label(self) -> str:
@@ -46,6 +49,11 @@ class DataSource:
     def splits(self):
         from edgernn import data
 
+        if self.mmap:
+            from edgernn.data.lazy import lazy_splits
+
+            return lazy_splits(self.path, head=self.head, window=self.window, horizon=self.horizon, stride=self.stride,
+                               val_fraction=self.val_fraction, test_fraction=self.test_fraction, seed=self.seed)
         return data.split(self.load(), val_fraction=self.val_fraction, test_fraction=self.test_fraction, seed=self.seed)
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from edgernn.bundle import current_umask
 from edgernn.errors import BadInputError
 
 # Files that mark a folder as edgernn's own output, which may therefore be replaced.
-OWN_MARKERS = ("manifest.json", "checkpoint.json")
+OWN_MARKERS = ("manifest.json", "checkpoint.json", "resume.pt")
 AT_FDCWD = -100
 RENAME_EXCHANGE = 2
 

@@ -21,6 +21,7 @@ from edgernn.cli.options import (
     data_options,
     data_source,
 )
+from edgernn.cli.train_scale import apply_scale, scale_options
 
 
 @cli.command()
@@ -35,21 +36,25 @@ from edgernn.cli.options import (
 @click.option("--lr", type=POSITIVE_FLOAT, default=5e-3, show_default=True, help="Adam learning rate")
 @click.option("--patience", type=NON_NEGATIVE, default=8, show_default=True, help="epochs without validation improvement before stopping")
 @click.option("--threads", type=THREADS, help="torch threads")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="run folder to write")
+@scale_options
+@click.option("--out", type=click.Path(path_type=Path), help="run folder to write (required unless --resume)")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num_layers, bidirectional, dropout,
-          epochs, batch_size, lr, patience, n, seed, threads, out, as_json, quiet):
+          epochs, batch_size, lr, patience, n, seed, threads, out, as_json, quiet, **scale):
     """Train an LSTM/GRU on a built-in task or your own data; write a checkpoint, metrics and plots."""
     from edgernn.nn.train import TrainConfig, check_config, train as run_training
 
-    source = data_source(task, data_path, head, window, horizon, stride, n, seed)
+    source = None if scale["resume"] else data_source(task, data_path, head, window, horizon, stride, n, seed)
     config = TrainConfig(cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                          dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          seed=seed, threads=threads)
+    source, config, out, resume = apply_scale(source, config, out, **scale)
     check_config(config)
-    result = run_training(source, config, out, progress=not quiet and stderr_is_tty())
+    result = run_training(source, config, out, progress=not quiet and stderr_is_tty(), resume=resume)
     m = result.metrics
+    if not m:  # a torchrun rank other than 0: rank 0 reports and writes
+        return
     if as_json:
         emit_json({"run_dir": str(out), "spec": result.spec.to_dict(), **m})
         return
@@ -60,7 +65,10 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
     click.echo("test split:  " + "  ".join(f"{k} {fmt(v)}" for k, v in m["test"].items()))
     for name, b in m["baselines"].items():
         click.echo(f"baseline ({name}):  " + "  ".join(f"{k} {fmt(v)}" for k, v in b.items()))
-    click.echo(f"wrote {out}/ (model.safetensors, checkpoint.json, metrics.json, plots)")
+    hw = m["hardware"]
+    click.echo(f"{hw['device']}, {hw['precision']}, {hw['processes']} process(es): "
+               f"{hw['samples_per_s']:.0f} samples/s ({hw['step_samples_per_s']:.0f} in optimizer steps)")
+    click.echo(f"wrote {out}/ (model.safetensors, checkpoint.json, metrics.json, resume.pt, plots)")
 
 
 @cli.command()
