@@ -15,7 +15,8 @@ from edgernn import __version__
 from edgernn.bundle import Manifest, TensorInfo, Variant, atomic_write_bytes, sha256_of, write_manifest
 from edgernn.errors import CheckFailedError, ExportError
 from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
-from edgernn.export.onnx_step import build_step_graph, state_description, step_io
+from edgernn.export.onnx_step import state_description, step_io
+from edgernn.export.onnx_step_fused import build_fused_step_graph
 from edgernn.export.onnx_window import build_window_graph, window_io
 from edgernn.parity import VariantReport
 from edgernn.spec import ModelSpec
@@ -96,7 +97,7 @@ def export_bundle(
         streaming = {"supported": False, "reason": target.refuses_graph("step", opset)}
     else:
         step_inputs, step_outputs = step_io(spec)
-        step = build_step_graph(spec, weights, ir_version=ir_version, opset=opset)
+        step = build_fused_step_graph(spec, weights, ir_version=ir_version, opset=opset)
         files.append(("onnx-step-fp32", "model.step.onnx", "step", "fp32", step, step_inputs, step_outputs))
         streaming = {"supported": True, **state_description(spec)}
     extras = _precision_variants(spec, weights, files, quantize, calibration, calibration_source,
