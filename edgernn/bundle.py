@@ -43,7 +43,7 @@ class Variant:
     file: str
     format: str  # "onnx" | "tflite"
     graph: str  # "window" | "step"
-    precision: str  # "fp32" | "fp16" | "int8-dynamic" | "int8-static"
+    precision: str  # "fp32" | "fp16" | "int8-weights" | "int8-dynamic" | "int8-static" (edgernn.precisions)
     size: int
     sha256: str
     inputs: tuple[TensorInfo, ...]
@@ -83,6 +83,7 @@ class Manifest:
     data: dict[str, Any] = field(default_factory=dict)  # the training DataSource, to rebuild its test split
     target: dict[str, Any] = field(default_factory=dict)  # `export --target-runtime`: limits, refused variants
     module: dict[str, Any] = field(default_factory=dict)  # exported from the user's nn.Module: path, input, lint
+    not_written: tuple[dict[str, str], ...] = ()  # precisions asked but not written: {"variant", "reason"}
     created: str = ""
     manifest_version: int = MANIFEST_VERSION
 
@@ -106,6 +107,7 @@ class Manifest:
             "data": self.data,
             "target": self.target,
             **({"module": self.module} if self.module else {}),
+            **({"not_written": list(self.not_written)} if self.not_written else {}),
         }
 
     @classmethod
@@ -119,6 +121,7 @@ class Manifest:
             data=dict(d.get("data", {})),
             target=dict(d.get("target", {})),
             module=dict(d.get("module", {})),
+            not_written=tuple(d.get("not_written", ())),
             created=d.get("created", ""),
             manifest_version=int(d.get("manifest_version", MANIFEST_VERSION)),
         )
