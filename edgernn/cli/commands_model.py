@@ -61,7 +61,8 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
 @click.option("--target-runtime", help="the runtime the device has, e.g. onnxruntime==1.16: picks IR version and "
               "opset it loads, leaves out variants it cannot run")
 @click.option("--quantize", "precisions", metavar="LIST",
-              help="also write these precisions, comma-separated: fp16, int8-dynamic, int8-static")
+              help="also write these precisions, comma-separated: fp16, int8-weights (int8 storage, float speed), "
+                   "int8-dynamic (int8 compute: LSTM on onnxruntime, TFLite), int8-static (docs/quantization.md)")
 @click.option("--calibration", "calibration_path", type=click.Path(path_type=Path),
               help="windows (.npy/.npz/.csv, data units) to calibrate int8-static on (default: the training split)")
 @click.option("--format", "formats", default="onnx", show_default=True, metavar="LIST",
@@ -92,16 +93,20 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
                                quantize=quantize, calibration_path=calibration_path, progress=stderr_is_tty(),
                                formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
     variants = [{"name": v.name, "file": v.file, "size": v.size, "precision": v.precision, "requires": list(v.requires),
-                 "parity": v.parity} for v in result.manifest.variants]
+                 "parity": v.parity, "latency": v.quantization.get("latency", {})} for v in result.manifest.variants]
+    not_written = list(result.manifest.not_written)
     if as_json:
         emit_json({"bundle": str(out), "seconds": round(result.seconds, 3), "variants": variants,
-                   "validated": not no_validate, "target": result.manifest.target})
+                   "not_written": not_written, "validated": not no_validate, "target": result.manifest.target})
         return
     click.echo(f"exported {checkpoint} → {out}/ in {result.seconds:.2f} s")
     for v in variants:
         parity = f"max abs {fmt(v['parity']['max_abs'])} vs numpy" if v["parity"] else "not validated"
         needs = f"  needs {', '.join(v['requires'])}" if v["requires"] else ""
-        click.echo(f"  {v['name']:<26} {v['file']:<30} {v['size'] / 1024:8.1f} KiB  {parity}{needs}")
+        speed = f"  {v['latency']['vs_fp32']:.2f}× fp32 time" if "vs_fp32" in v["latency"] else ""
+        click.echo(f"  {v['name']:<26} {v['file']:<30} {v['size'] / 1024:8.1f} KiB  {parity}{speed}{needs}")
+    for n in not_written:
+        click.echo(f"  not written {n['variant']}: {n['reason']}")
     if target is not None:
         t = result.manifest.target
         click.echo(f"target {t['runtime']}: IR version {t['ir_version']}, opset {t['opset']}")

@@ -37,7 +37,7 @@ from edgernn.quantize.rounding import QMAX, gptq, round_to_nearest
 
 RECURRENT = ("LSTM", "GRU", "RNN")
 DEQUANTIZE_OPS = ("Cast", "Mul", "DequantizeLinear")
-MIN_ELEMENTS = 16
+MIN_ELEMENTS = 1  # every weight matrix by default; callers may leave small ones float32
 
 
 @dataclass
