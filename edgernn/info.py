@@ -9,6 +9,7 @@ from typing import Any
 
 from edgernn.bundle import read_manifest
 from edgernn.errors import ModelFileError
+from edgernn.precisions import describe as describe_precision
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -18,6 +19,8 @@ def describe(path: Path) -> dict[str, Any]:
         d = manifest.to_dict()
         d.pop("probe", None)
         d["bundle"] = str(path)
+        for v in d["variants"]:  # storage, compute, where it is fast, latency vs fp32 (old bundles: edgernn's table)
+            v["precision_info"] = describe_precision(v["format"], v["precision"], v.get("quantization"))
         return d
     if not path.exists():
         raise ModelFileError(f"{path}: no such bundle directory or model file")

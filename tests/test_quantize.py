@@ -411,3 +411,43 @@ def test_an_int8_product_in_two_passes_errs_only_by_its_weights_rounding(scale, 
     aW_q = a.astype(np.float64) @ W_q
     s_fit = np.array([np.linalg.lstsq(aW_q[:, [n]], y[:, n], rcond=None)[0][0] for n in range(24)])
     assert np.abs(y - aW_q * s_fit).max() < 1e-4 * np.abs(y).max()
+
+
+def test_a_bundle_from_before_int8_weights_still_loads_verifies_and_is_described(tmp_path):
+    """Bundles written before int8-dynamic meant DynamicQuantizeLSTM hold a MatMulInteger Scan graph
+    under that name, and no storage/compute block: they verify, and `info` describes them as what they are."""
+    from dataclasses import replace
+
+    from edgernn.bundle import Variant, sha256_of, write_manifest
+    from edgernn.export import export_bundle
+    from edgernn.export.bundle_writer import _tensor_infos
+    from edgernn.export.onnx_step import step_io
+    from edgernn.export.onnx_window import window_io
+    from edgernn.quantize import int8
+
+    spec = spec_for("gru")
+    weights = random_weights(spec, scale=3.0)
+    out = tmp_path / "old"
+    result = export_bundle(spec, weights, out, measure_latency=False)
+    old = []
+    for graph, model in int8.int8_graphs(spec, weights, "int8-dynamic", statistics=None, step=True,
+                                         ir_version=8, opset=17).items():
+        model, _ = int8.finish(model, model, ir_version=8, opset=17, precision="int8-dynamic")
+        file = "model.int8-dynamic.onnx" if graph == "window" else "model.step.int8-dynamic.onnx"
+        (out / file).write_bytes(model.SerializeToString())
+        ins, outs = window_io(spec) if graph == "window" else step_io(spec)
+        old.append(Variant(name=f"onnx-{graph}-int8-dynamic", file=file, format="onnx", graph=graph,
+                           precision="int8-dynamic", size=(out / file).stat().st_size, sha256=sha256_of(out / file),
+                           inputs=_tensor_infos(ins), outputs=_tensor_infos(outs), opset=17, ir_version=8,
+                           quantization={"tool": "edgernn.quantize.int8 (MatMulInteger, standard ONNX)",
+                                         "compute": "int8 × int8 → int32 matrix products (MatMulInteger)"}))
+    fp32 = [replace(v, quantization={}) for v in result.manifest.variants]  # no precision block, as before
+    write_manifest(out, replace(result.manifest, variants=tuple(fp32 + old)))
+
+    verified = CliRunner().invoke(cli, ["verify", str(out)])
+    assert verified.exit_code == 0, verified.output
+    info = json.loads(CliRunner().invoke(cli, ["info", str(out), "--json"]).output)
+    described = {v["name"]: v["precision_info"] for v in info["variants"]}
+    assert described["onnx-window-int8-dynamic"]["compute"].endswith("in a Scan loop")
+    assert described["onnx-window-int8-dynamic"]["fast_on"] == []
+    assert described["onnx-window-fp32"]["described_by"].startswith("edgernn (not recorded")
