@@ -192,6 +192,28 @@ def test_b_streams_together_equal_each_stream_alone(make_bundle):
             assert_close(joint[k], s.step(frames[t]).values[0], f"stream {k} at step {t}")
 
 
+def test_onnxruntime_stream_reuses_two_bound_state_buffers_and_matches_plain_runs(make_bundle):
+    """The state is handed from output to input through two buffers bound once (no per-step arrays),
+    and the result is what feeding the state back through session.run gives."""
+    spec = REGRESSION_SPEC
+    bundle = make_bundle(spec)
+    s = load(bundle).stream(batch=2)
+    plain = session(bundle / "model.step.onnx")
+    state = {n: np.zeros((spec.num_layers, 2, spec.hidden_size), np.float32) for n in ("h_in", "c_in")}
+    frames = np.random.default_rng(8).standard_normal((6, 2, 3)).astype(np.float32)
+    seen = set()
+    for t, frame in enumerate(frames):
+        seen |= {id(v) for v in s.state.values()}
+        y = s.step_raw(frame)
+        y_plain, h, c = plain.run(["y", "h_out", "c_out"], {"x_t": frame, **state})
+        state = {"h_in": h, "c_in": c}
+        np.testing.assert_array_equal(y, y_plain, err_msg=f"step {t}")
+        np.testing.assert_array_equal(s.state["h_in"], h, err_msg=f"state after step {t}")
+    assert len(seen) == 4  # h and c, two buffers each, for all six steps
+    with pytest.raises(BadInputError, match=r"expected a frame of shape \(2, 3\), got \(3,\)"):
+        s.step_raw(frames[0, 0])
+
+
 def test_reset_starts_every_stream_afresh(make_bundle):
     spec = REGRESSION_SPEC
     model = load(make_bundle(spec))
