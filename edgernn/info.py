@@ -19,8 +19,9 @@ def describe(path: Path) -> dict[str, Any]:
         d = manifest.to_dict()
         d.pop("probe", None)
         d["bundle"] = str(path)
-        for v in d["variants"]:  # storage, compute, where it is fast, latency vs fp32 (old bundles: edgernn's table)
-            v["precision_info"] = describe_precision(v["format"], v["precision"], v.get("quantization"))
+        # per variant: storage, compute, where it is fast, latency vs fp32 (old bundles: edgernn's table)
+        d["precision_info"] = {v["name"]: describe_precision(v["format"], v["precision"], v.get("quantization"))
+                               for v in d["variants"]}
         return d
     if not path.exists():
         raise ModelFileError(f"{path}: no such bundle directory or model file")

@@ -101,7 +101,7 @@ def info(model, as_json):
             click.echo(f"      out {t['name']:<6} {tuple(t['shape'])}")
         if v.get("requires"):
             click.echo(f"      needs   {', '.join(v['requires'])}")
-        info = v.get("precision_info") or {}
+        info = d.get("precision_info", {}).get(v["name"]) or {}
         if info:
             said = f"  ({info['described_by']})" if info.get("described_by") else ""
             click.echo(f"      storage {info['storage']}{said}")

@@ -184,7 +184,7 @@ def run(*, module_ref, weights_path, input_shape, module_head, labels, split, ex
     if input_shape is None:
         raise BadInputError("--module needs --input-shape B,T,F: the shape of an example input for its forward")
     if _ignored.get("calibration_path"):
-        raise BadInputError("--calibration is not taken with --module yet; quantize with int8-dynamic or fp16")
+        raise BadInputError("--calibration is not taken with --module yet; quantize with fp16, int8-weights or int8-dynamic (rounded to nearest)")
     module = load_module(module_ref)
     if weights_path is not None:
         load_weights(module, weights_path)
