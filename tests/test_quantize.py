@@ -85,6 +85,9 @@ def test_every_variant_exists_loads_and_passes_validation(quantized_bundle):
         assert model.ir_version == 8 and {(o.domain, o.version) for o in model.opset_import} == \
             {("", 17)} | ({("com.microsoft", 1)} if contrib else set())
         assert load(quantized_bundle, variant=v.name).variant.precision == v.precision
+        if v.precision in ("int8-weights", "int8-dynamic"):  # the fused op, never a loop
+            ops = {n.op_type for n in model.graph.node}
+            assert not ops & {"Scan", "Loop"} and ops & {"LSTM", "GRU", "DynamicQuantizeLSTM"}, (v.name, ops)
     if cell == "gru":  # asked for, not written, and the manifest says why
         assert [(n["variant"], n["reason"].split(" (")[0]) for n in manifest.not_written] == [
             ("onnx-*-int8-dynamic", "onnxruntime has no int8 GRU kernel")]
