@@ -140,8 +140,8 @@ def test_every_weight_is_stored_in_the_precision_asked(quantized_bundle):
     cell = manifest.spec.cell.upper()
     for v in manifest.variants:
         matrices = weight_matrices(quantized_bundle / v.file)
-        if v.precision in ("int8-weights", "int8-dynamic"):  # float32 per-channel scales and LSTM/GRU biases
-            matrices = [t for t in matrices if not (t.name.endswith("_scale") or t.name.startswith("b_l"))]
+        if v.precision in ("int8-weights", "int8-dynamic"):  # per-channel scales (and zero points 0), float32 biases
+            matrices = [t for t in matrices if not (t.name.endswith(("_scale", "_zero_point")) or t.name.startswith("b_l"))]
         dtypes = {t.name: t.data_type for t in matrices}
         assert set(dtypes.values()) == {expected_dtype[v.precision]}, (v.name, dtypes)
         if v.precision in INT8:  # per layer W_ih and W_hh, plus the head
