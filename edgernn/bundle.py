@@ -45,7 +45,7 @@ class Variant:
     file: str
     format: str  # "onnx" | "tflite"
     graph: str  # "window" | "step"
-    precision: str  # "fp32" | "fp16" | "int8-dynamic" | "int8-static"
+    precision: str  # "fp32" | "fp16" | "int8-weights" | "int8-dynamic" | "int8-static" (edgernn.precisions)
     size: int
     sha256: str
     inputs: tuple[TensorInfo, ...]

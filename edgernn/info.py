@@ -9,6 +9,7 @@ from typing import Any
 from edgernn.bundle import missing_bundle, read_manifest
 from edgernn.errors import EdgeRnnError, ModelFileError
 from edgernn.spec import ModelSpec
+from edgernn.precisions import describe as describe_precision
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -18,6 +19,9 @@ def describe(path: Path) -> dict[str, Any]:
         d = manifest.to_dict()
         d.pop("probe", None)
         d["bundle"] = str(path)
+        # per variant: storage, compute, where it is fast, latency vs fp32 (old bundles: edgernn's table)
+        d["precision_info"] = {v["name"]: describe_precision(v["format"], v["precision"], v.get("quantization"))
+                               for v in d["variants"]}
         return d
     if not path.exists():
         raise missing_bundle(path)

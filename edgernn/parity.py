@@ -55,6 +55,12 @@ TOLERANCES: dict[str, Tolerance] = {
     # every output (tests/test_quantize.py proves it fails). The error of a quantized tensor is a
     # fraction of its range, so the bound is 0.1 + 10 % of the output's largest magnitude: 1.1 on
     # logits ~10 (measured ≤ 0.89), ~0.2-0.4 on normalised regression outputs (measured ≤ 8.1e-2).
+    # int8-weights: the int8-dynamic budget; its error is the weights' rounding alone (no activation
+    # rounding). Measured max abs vs numpy, trained sum LSTM 1×32: int8-weights 2.1e-3 (window) and
+    # 3.4e-3 (step), where int8-dynamic (DynamicQuantizeLSTM, 8-bit activations) errs by 2.4e-2 / 1.8e-2.
+    "int8-weights": Tolerance(atol=0.1, rtol=0.1, scale="range",
+                              why="int8 weights, float32 compute: the weights' rounding only; broken variants "
+                              "err by 0.3-2"),
     "int8-dynamic": Tolerance(atol=0.1, rtol=0.1, scale="range",
                               why="int8 weights, run-time activation scales: measured ≤ 2.7e-2 on normalised "
                               "outputs, ≤ 0.89 on logits ~10; broken variants err by 0.3-2"),

@@ -501,7 +501,7 @@ def test_info_on_a_bidirectional_bundle_says_it_cannot_stream(make_bundle):
             in result.stdout.splitlines())
 
 
-@pytest.mark.parametrize("file,graph,recurrent_op", [("model.onnx", "window", "LSTM"), ("model.step.onnx", "step", None)])
+@pytest.mark.parametrize("file,graph,recurrent_op", [("model.onnx", "window", "LSTM"), ("model.step.onnx", "step", "LSTM")])
 def test_info_on_a_bare_onnx_file(make_bundle, file, graph, recurrent_op):
     path = make_bundle(REGRESSION_SPEC) / file
     result = invoke("info", path, "--json")

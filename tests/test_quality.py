@@ -22,7 +22,7 @@ def invoke(*args):
 @pytest.fixture(scope="module")
 def quantized_bundle(trained_run, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("quality") / "bundle"
-    result = invoke("export", trained_run, "--out", out, "--quantize", "fp16,int8-dynamic")
+    result = invoke("export", trained_run, "--out", out, "--quantize", "fp16,int8-weights")
     assert result.exit_code == 0, result.output
     return out
 
@@ -33,7 +33,7 @@ def test_evaluate_scores_every_window_variant_on_the_training_test_split(quantiz
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     scores = {s["variant"]: s for s in report["scores"]}
-    assert set(scores) == {"pytorch-fp32", "onnx-window-fp32", "onnx-window-fp16", "onnx-window-int8-dynamic"}
+    assert set(scores) == {"pytorch-fp32", "onnx-window-fp32", "onnx-window-fp16", "onnx-window-int8-weights"}
     assert (tmp_path / "e.png").stat().st_size > 1000
 
     # an independent recomputation: the same test split, predicted through the runtime, MSE by hand
@@ -41,13 +41,13 @@ def test_evaluate_scores_every_window_variant_on_the_training_test_split(quantiz
 
     test = DataSource.from_dict(json.loads((trained_run / "checkpoint.json").read_text())["data"]).splits().test
     assert report["samples"] == test.n
-    for name in ("onnx-window-fp32", "onnx-window-int8-dynamic"):
+    for name in ("onnx-window-fp32", "onnx-window-int8-weights"):
         pred = load(quantized_bundle, variant=name).predict(test.x).values
         mse = float(np.mean((pred - test.y) ** 2))
         assert scores[name]["metrics"]["mse"] == pytest.approx(mse, rel=1e-6)
     fp32 = scores["onnx-window-fp32"]["metrics"]["mse"]
-    int8 = scores["onnx-window-int8-dynamic"]["metrics"]["mse"]
-    assert scores["onnx-window-int8-dynamic"]["drop"] == pytest.approx(100 * (int8 / fp32 - 1), abs=1e-3)
+    int8 = scores["onnx-window-int8-weights"]["metrics"]["mse"]
+    assert scores["onnx-window-int8-weights"]["drop"] == pytest.approx(100 * (int8 / fp32 - 1), abs=1e-3)
     assert scores["pytorch-fp32"]["metrics"]["mse"] == pytest.approx(fp32, rel=1e-4)
 
 

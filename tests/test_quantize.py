@@ -1,4 +1,4 @@
-"""Quantized variants: fp16, int8-dynamic, int8-static for the window and step graphs, LSTM and GRU.
+"""Quantized variants: fp16, int8-weights, int8-dynamic (LSTM), int8-static for the window and step graphs.
 
 Models are 2-layer, hidden 64 (so that file-size ratios mean something), random weights; int8-static
 is calibrated on standard-normal windows, the scale the graphs see after normalisation.
@@ -20,8 +20,9 @@ from edgernn.bundle import read_manifest, sha256_of
 from edgernn.cli import cli
 from edgernn.spec import ModelSpec, Normalization
 
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
-INT8 = ("int8-dynamic", "int8-static")
+ALL = ("fp32", "fp16", "int8-weights", "int8-dynamic", "int8-static")
+PRECISIONS = {"lstm": ALL, "gru": tuple(p for p in ALL if p != "int8-dynamic")}  # no int8 GRU kernel in onnxruntime
+INT8 = ("int8-weights", "int8-dynamic", "int8-static")
 H, L = 64, 2
 
 
@@ -47,7 +48,7 @@ def quantized_bundle(request, tmp_path_factory) -> Path:
     spec = spec_for(request.param)
     calibration = np.random.default_rng(7).standard_normal((64, spec.window, spec.input_size)).astype(np.float32)
     out = tmp_path_factory.mktemp("quantized") / request.param
-    export_bundle(spec, random_weights(spec, scale=3.0), out, quantize=("fp16", "int8-dynamic", "int8-static"),
+    export_bundle(spec, random_weights(spec, scale=3.0), out, quantize=ALL[1:],
                   calibration=calibration, calibration_source="standard-normal test windows")
     return out
 
@@ -72,29 +73,38 @@ def test_every_variant_exists_loads_and_passes_validation(quantized_bundle):
     from edgernn.validate import validate_bundle
 
     manifest = read_manifest(quantized_bundle)
+    cell = manifest.spec.cell
     names = {v.name for v in manifest.variants}
-    assert names == {f"onnx-{g}-{p}" for g in ("window", "step") for p in PRECISIONS}
+    assert names == {f"onnx-{g}-{p}" for g in ("window", "step") for p in PRECISIONS[cell]}
     for v in manifest.variants:
         assert (quantized_bundle / v.file).is_file()
-        assert v.requires == ()  # generic ops only
+        contrib = v.precision == "int8-dynamic"  # DynamicQuantizeLSTM; every other variant: standard ops only
+        assert v.requires == (("com.microsoft",) if contrib else ())
         assert v.opset == 17 and v.ir_version == 8
         model = onnx.load(str(quantized_bundle / v.file))
-        assert model.ir_version == 8 and {(o.domain, o.version) for o in model.opset_import} == {("", 17)}
+        assert model.ir_version == 8 and {(o.domain, o.version) for o in model.opset_import} == \
+            {("", 17)} | ({("com.microsoft", 1)} if contrib else set())
         assert load(quantized_bundle, variant=v.name).variant.precision == v.precision
+        if v.precision in ("int8-weights", "int8-dynamic"):  # the fused op, never a loop
+            ops = {n.op_type for n in model.graph.node}
+            assert not ops & {"Scan", "Loop"} and ops & {"LSTM", "GRU", "DynamicQuantizeLSTM"}, (v.name, ops)
+    if cell == "gru":  # asked for, not written, and the manifest says why
+        assert [(n["variant"], n["reason"].split(" (")[0]) for n in manifest.not_written] == [
+            ("onnx-*-int8-dynamic", "onnxruntime has no int8 GRU kernel")]
     reports = validate_bundle(quantized_bundle)
     assert {r.variant for r in reports} == names
     failed = {r.variant: r.worst() for r in reports if not r.passed}
     assert not failed
     stream = {r.variant for r in reports if any(c.against == "window" for c in r.comparisons)}
-    assert stream == {f"onnx-step-{p}" for p in PRECISIONS}  # every step graph checked against its window twin
+    assert stream == {f"onnx-step-{p}" for p in PRECISIONS[cell]}  # every step graph checked against its window twin
 
 
 # int8 weights are a quarter of their fp32 bytes; what an int8 file adds is float32 biases, one
-# float16 scale per output column and the quantization ops (two passes per product, per-row
-# scales for int8-dynamic). Measured (2 layers, hidden 64): LSTM 29.1-29.6 % of fp32, GRU window
-# 30.6-30.9 % (the fused fp32 GRU is the smallest baseline; its int8 weights alone are 25.0 %),
-# GRU step 22.7-22.9 %. The issue's target is 30 %: the GRU window misses it by one point.
-MAX_INT8_SIZE = {"lstm": 0.30, "gru": 0.315}
+# scale per output channel and the dequantize (int8-weights) or quantization ops (int8-static: two
+# passes per product). Measured (2 layers, hidden 64): int8-weights and int8-dynamic 29.3-29.8 % of
+# fp32; int8-static LSTM 29.1-29.6 %, GRU window 30.6-30.9 % (the fused fp32 GRU is the smallest
+# baseline), GRU step 22.7-22.9 % of the elementary step it was measured against (now the fused one).
+MAX_INT8_SIZE = {"int8-weights": 0.30, "int8-dynamic": 0.30, "int8-static": 0.315}
 
 
 @pytest.mark.parametrize("graph", ["window", "step"])
@@ -102,13 +112,16 @@ def test_int8_files_are_at_most_30_percent_of_fp32(quantized_bundle, graph):
     manifest = read_manifest(quantized_bundle)
     fp32 = manifest.variant(f"onnx-{graph}-fp32").size
     for precision in INT8:
+        if precision not in PRECISIONS[manifest.spec.cell]:
+            continue
         ratio = manifest.variant(f"onnx-{graph}-{precision}").size / fp32
-        assert ratio <= MAX_INT8_SIZE[manifest.spec.cell], f"{graph} {precision}: {ratio:.1%} of fp32"
+        limit = MAX_INT8_SIZE[precision] if precision != "int8-static" or graph == "window" else 0.4
+        assert ratio <= limit, f"{graph} {precision}: {ratio:.1%} of fp32"
     assert manifest.variant(f"onnx-{graph}-fp16").size / fp32 <= 0.55
 
 
-def test_int8_weights_have_one_float16_scale_per_output_column(quantized_bundle):
-    for precision in INT8:
+def test_int8_static_weights_have_one_float16_scale_per_output_column(quantized_bundle):
+    for precision in ("int8-static",):
         for graph in ("window", "step"):
             model = onnx.load(str(quantized_bundle / read_manifest(quantized_bundle).variant(
                 f"onnx-{graph}-{precision}").file))
@@ -122,10 +135,13 @@ def test_int8_weights_have_one_float16_scale_per_output_column(quantized_bundle)
 
 def test_every_weight_is_stored_in_the_precision_asked(quantized_bundle):
     manifest = read_manifest(quantized_bundle)
-    expected_dtype = {"fp32": TensorProto.FLOAT, "fp16": TensorProto.FLOAT16,
+    expected_dtype = {"fp32": TensorProto.FLOAT, "fp16": TensorProto.FLOAT16, "int8-weights": TensorProto.INT8,
                       "int8-dynamic": TensorProto.INT8, "int8-static": TensorProto.INT8}
+    cell = manifest.spec.cell.upper()
     for v in manifest.variants:
         matrices = weight_matrices(quantized_bundle / v.file)
+        if v.precision in ("int8-weights", "int8-dynamic"):  # per-channel scales (and zero points 0), float32 biases
+            matrices = [t for t in matrices if not (t.name.endswith(("_scale", "_zero_point")) or t.name.startswith("b_l"))]
         dtypes = {t.name: t.data_type for t in matrices}
         assert set(dtypes.values()) == {expected_dtype[v.precision]}, (v.name, dtypes)
         if v.precision in INT8:  # per layer W_ih and W_hh, plus the head
@@ -134,10 +150,20 @@ def test_every_weight_is_stored_in_the_precision_asked(quantized_bundle):
         report = v.precision_report
         assert report and all(e["achieved"] and e["asked"] == v.precision for e in report)
         assert {e["initializer"] for e in report} >= set(dtypes)
-        if v.precision in INT8:  # MatMulInteger, both passes of each product on one entry
-            how = "run-time scale per row" if v.precision == "int8-dynamic" else "fixed scale"
+        folded = "float32 (int8 weights folded to float32 when the session loads)"
+        if v.precision == "int8-static":  # MatMulInteger, both passes of each product on one entry
             assert {(e["op"], e["stored"], e["compute"]) for e in report} == {
-                ("MatMulInteger", "int8", f"int8 ({how}, two passes)")}
+                ("MatMulInteger", "int8", "int8 (fixed scale, two passes)")}
+        elif v.precision == "int8-weights":  # the fused op and the head, in float32 from int8 storage
+            assert {(e["op"], e["input"], e["stored"], e["compute"]) for e in report} == {
+                (cell, "W", "int8", folded), (cell, "R", "int8", folded), (cell, "B", "float32", "float32"),
+                ("Gemm", "weight", "int8", folded), ("Gemm", "bias", "float32", "float32")}
+        elif v.precision == "int8-dynamic":  # int8 products in the contrib op; the head weight-only
+            assert {(e["op"], e["input"], e["stored"], e["compute"]) for e in report} == {
+                ("DynamicQuantizeLSTM", "W", "int8", "int8 (run-time scales)"),
+                ("DynamicQuantizeLSTM", "R", "int8", "int8 (run-time scales)"),
+                ("DynamicQuantizeLSTM", "B", "float32", "int8 (run-time scales)"),
+                ("Gemm", "weight", "int8", folded), ("Gemm", "bias", "float32", "float32")}
 
 
 def corrupt(bundle: Path, variant: str, how: str) -> None:
@@ -150,12 +176,25 @@ def corrupt(bundle: Path, variant: str, how: str) -> None:
     entry = next(v for v in manifest["variants"] if v["name"] == variant)
     path = bundle / entry["file"]
     model = onnx.load(str(path))
-    targets = [t for t in all_initializers(model.graph)
-               if t.data_type == TensorProto.INT8 and tuple(t.dims[:1]) == (H,) and t.dims[1] >= 3 * H]
-    for target in targets if how == "gate-order" else targets[:1]:
+    # the recurrent matrices, with the axis their gate blocks are stacked on: (H, G·H) in the Scan
+    # graphs' products (axis 1), (1, H, 4H) in DynamicQuantizeLSTM (axis 2), (1, G·H, H) in LSTM/GRU (axis 1)
+    targets = []
+    for t in all_initializers(model.graph):
+        dims = tuple(t.dims)
+        if t.data_type != TensorProto.INT8:
+            continue
+        if len(dims) == 2 and dims[0] == H and dims[1] >= 3 * H:
+            targets.append((t, 1))
+        elif len(dims) == 3 and dims[1] == H and dims[2] >= 3 * H:
+            targets.append((t, 2))
+        elif len(dims) == 3 and dims[1] >= 3 * H and dims[2] == H:
+            targets.append((t, 1))
+    assert targets, f"{variant}: no recurrent matrix found"
+    for target, axis in targets if how == "gate-order" else targets[:1]:
         w = numpy_helper.to_array(target)
-        if how == "gate-order":  # swap the first two gate blocks (columns)
-            w = np.concatenate([w[:, H : 2 * H], w[:, :H], w[:, 2 * H :]], axis=1)
+        if how == "gate-order":  # swap the first two gate blocks
+            w = np.concatenate([np.take(w, range(H, 2 * H), axis), np.take(w, range(H), axis),
+                                np.take(w, range(2 * H, w.shape[axis]), axis)], axis=axis)
         else:  # a weight left random
             w = np.random.default_rng(0).integers(-127, 128, size=w.shape).astype(np.int8)
         target.CopyFrom(numpy_helper.from_array(w, target.name))
@@ -165,10 +204,13 @@ def corrupt(bundle: Path, variant: str, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["gate-order", "random-weight"])
-@pytest.mark.parametrize("variant", ["onnx-window-int8-static", "onnx-step-int8-dynamic"])
+@pytest.mark.parametrize("variant", ["onnx-window-int8-static", "onnx-step-int8-weights", "onnx-window-int8-weights",
+                                     "onnx-step-int8-dynamic"])
 def test_a_corrupted_int8_variant_fails_validation(quantized_bundle, tmp_path, variant, how):
     from edgernn.validate import validate_bundle
 
+    if variant.endswith("int8-dynamic") and read_manifest(quantized_bundle).spec.cell == "gru":
+        pytest.skip("no int8-dynamic GRU file")
     bundle = tmp_path / "damaged"
     shutil.copytree(quantized_bundle, bundle)
     corrupt(bundle, variant, how)
@@ -193,12 +235,16 @@ def gru_run(tmp_path_factory) -> Path:
 def test_export_quantize_through_the_cli(gru_run, tmp_path):
     out = tmp_path / "bundle"
     result = CliRunner().invoke(cli, ["export", str(gru_run), "--out", str(out), "--quantize",
-                                      "int8-static, fp16,int8-dynamic", "--json"])
+                                      "int8-static, fp16,int8-dynamic,int8-weights", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert [v["name"] for v in payload["variants"]] == [
-        "onnx-window-fp32", "onnx-step-fp32", "onnx-window-fp16", "onnx-step-fp16",
-        "onnx-window-int8-dynamic", "onnx-step-int8-dynamic", "onnx-window-int8-static", "onnx-step-int8-static"]
+        "onnx-window-fp32", "onnx-step-fp32", "onnx-window-fp16", "onnx-step-fp16", "onnx-window-int8-weights",
+        "onnx-step-int8-weights", "onnx-window-int8-static", "onnx-step-int8-static"]
+    assert [n["variant"] for n in payload["not_written"]] == ["onnx-*-int8-dynamic"]  # a GRU: no int8 kernel
+    text = CliRunner().invoke(cli, ["export", str(gru_run), "--out", str(tmp_path / "b2"), "--quantize", "int8-dynamic"])
+    assert text.exit_code == 0, text.output
+    assert "not written onnx-*-int8-dynamic: onnxruntime has no int8 GRU kernel" in text.output
     assert all(v["parity"]["max_abs"] >= 0 for v in payload["variants"])
     static = read_manifest(out).variant("onnx-step-int8-static")
     assert static.quantization["calibration"].startswith("training split of sum")
@@ -212,8 +258,8 @@ def test_export_quantize_through_the_cli(gru_run, tmp_path):
 def test_bad_quantize_value_exits_2_with_one_line(gru_run, tmp_path):
     result = CliRunner().invoke(cli, ["export", str(gru_run), "--out", str(tmp_path / "b"), "--quantize", "fp16,int4"])
     assert result.exit_code == 2
-    assert result.output == ("error: --quantize expects a comma-separated list of fp16, int8-dynamic, int8-static, "
-                             "got 'fp16,int4'\n")
+    assert result.output == ("error: --quantize expects a comma-separated list of fp16, int8-weights, int8-dynamic, "
+                             "int8-static, got 'fp16,int4'\n")
     assert not (tmp_path / "b").exists()
 
 
@@ -241,27 +287,40 @@ def test_bidirectional_model_gets_int8_window_variants(tmp_path):
     from edgernn.export import export_bundle
 
     spec = ModelSpec(cell="gru", input_size=2, hidden_size=8, bidirectional=True, output_size=1, window=6)
-    result = export_bundle(spec, random_weights(spec, 3), tmp_path / "b", quantize=("int8-dynamic", "int8-static"),
+    result = export_bundle(spec, random_weights(spec, 3), tmp_path / "b", quantize=("int8-weights", "int8-static"),
                            calibration=np.random.default_rng(1).standard_normal((16, 6, 2)).astype(np.float32))
     names = [v.name for v in result.manifest.variants]
-    assert names == ["onnx-window-fp32", "onnx-window-int8-dynamic", "onnx-window-int8-static"]
+    assert names == ["onnx-window-fp32", "onnx-window-int8-weights", "onnx-window-int8-static"]
+    assert all(r.passed for r in result.reports)
+
+
+def test_bidirectional_lstm_gets_an_int8_dynamic_window_variant(tmp_path):
+    from edgernn.export import export_bundle
+
+    spec = ModelSpec(cell="lstm", input_size=2, hidden_size=8, num_layers=2, bidirectional=True, output_size=1, window=6)
+    result = export_bundle(spec, random_weights(spec, 3), tmp_path / "b", quantize=("int8-dynamic",),
+                           calibration=np.random.default_rng(1).standard_normal((16, 6, 2)).astype(np.float32))
+    assert [v.name for v in result.manifest.variants] == ["onnx-window-fp32", "onnx-window-int8-dynamic"]
     assert all(r.passed for r in result.reports)
 
 
 # ---- how int8 products are quantized -----------------------------------------------------------
 
 
-def test_int8_dynamic_result_of_a_window_does_not_depend_on_its_batch(quantized_bundle):
-    """Run-time scales are per row, so a window gets the same prediction alone or beside others."""
+@pytest.mark.parametrize("precision", ["int8-weights", "int8-static"])
+def test_int8_result_of_a_window_does_not_depend_on_its_batch(quantized_bundle, precision):
+    """Float compute (int8-weights) or fixed scales (int8-static): a window gets the same prediction
+    alone or beside others. (int8-dynamic's run-time scales are per tensor: its result may depend on
+    the batch, as edgernn.precisions says.)"""
     from edgernn.runtime import load
 
-    model = load(quantized_bundle, variant="onnx-window-int8-dynamic")
+    model = load(quantized_bundle, variant=f"onnx-window-{precision}")
     rng = np.random.default_rng(3)
     window = rng.standard_normal((1, 12, 3)).astype(np.float32)
     others = 10 * rng.standard_normal((7, 12, 3)).astype(np.float32)  # larger values in the same batch
     alone = model.window(window)["y"]
     batched = model.window(np.concatenate([others[:3], window, others[3:]]))["y"][3:4]
-    np.testing.assert_array_equal(alone, batched)
+    np.testing.assert_allclose(alone, batched, rtol=0, atol=1e-6)  # float kernels may block a batch differently
 
 
 def test_column_scales_are_float16_exact_and_cover_each_column():
@@ -292,14 +351,15 @@ def test_gptq_rounding_keeps_products_closer_than_rounding_to_nearest():
     assert errors["gptq"] < 0.5 * errors["nearest"], errors
 
 
-def test_int8_dynamic_without_calibration_data_rounds_to_nearest_and_says_so(tmp_path):
+@pytest.mark.parametrize("precision", ["int8-weights", "int8-dynamic"])
+def test_int8_without_calibration_data_rounds_to_nearest_and_says_so(tmp_path, precision):
     from edgernn.export import export_bundle
 
     spec = spec_for("lstm")
-    result = export_bundle(spec, random_weights(spec, scale=3.0), tmp_path / "b", quantize=("int8-dynamic",))
+    result = export_bundle(spec, random_weights(spec, scale=3.0), tmp_path / "b", quantize=(precision,))
     assert all(r.passed for r in result.reports)
-    weights = result.manifest.variant("onnx-window-int8-dynamic").quantization["weights"]
-    assert weights.endswith("rounded to nearest (no calibration data)")
+    weights = result.manifest.variant(f"onnx-window-{precision}").quantization["weights"]
+    assert "rounded to nearest (no calibration data)" in weights
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -313,11 +373,11 @@ def test_int8_variants_of_a_model_trained_on_sum_stay_within_the_evaluate_budget
 
     train(DataSource(task="sum", n=1500), TrainConfig(cell=cell, epochs=25, threads=1), tmp_path / "run",
           progress=False)
-    export_checkpoint(tmp_path / "run", tmp_path / "b", quantize=("int8-dynamic", "int8-static"))
+    export_checkpoint(tmp_path / "run", tmp_path / "b", quantize=("int8-weights", "int8-static"))
     report = evaluate_bundle(tmp_path / "b")
     drops = {s.variant: s.drop for s in report.scores}
-    assert set(drops) == {"onnx-window-fp32", "onnx-window-int8-dynamic", "onnx-window-int8-static"}
-    assert report.passed, drops  # within 2 % relative MSE (measured: -1.4 .. +0.1 %)
+    assert set(drops) == {"onnx-window-fp32", "onnx-window-int8-weights", "onnx-window-int8-static"}
+    assert report.passed, drops  # within 2 % relative MSE
 
 
 @pytest.mark.parametrize("scale", ["row", "fixed"])
@@ -354,3 +414,43 @@ def test_an_int8_product_in_two_passes_errs_only_by_its_weights_rounding(scale, 
     aW_q = a.astype(np.float64) @ W_q
     s_fit = np.array([np.linalg.lstsq(aW_q[:, [n]], y[:, n], rcond=None)[0][0] for n in range(24)])
     assert np.abs(y - aW_q * s_fit).max() < 1e-4 * np.abs(y).max()
+
+
+def test_a_bundle_from_before_int8_weights_still_loads_verifies_and_is_described(tmp_path):
+    """Bundles written before int8-dynamic meant DynamicQuantizeLSTM hold a MatMulInteger Scan graph
+    under that name, and no storage/compute block: they verify, and `info` describes them as what they are."""
+    from dataclasses import replace
+
+    from edgernn.bundle import Variant, sha256_of, write_manifest
+    from edgernn.export import export_bundle
+    from edgernn.export.bundle_writer import _tensor_infos
+    from edgernn.export.onnx_step import step_io
+    from edgernn.export.onnx_window import window_io
+    from edgernn.quantize import int8
+
+    spec = spec_for("gru")
+    weights = random_weights(spec, scale=3.0)
+    out = tmp_path / "old"
+    result = export_bundle(spec, weights, out, measure_latency=False)
+    old = []
+    for graph, model in int8.int8_graphs(spec, weights, "int8-dynamic", statistics=None, step=True,
+                                         ir_version=8, opset=17).items():
+        model, _ = int8.finish(model, model, ir_version=8, opset=17, precision="int8-dynamic")
+        file = "model.int8-dynamic.onnx" if graph == "window" else "model.step.int8-dynamic.onnx"
+        (out / file).write_bytes(model.SerializeToString())
+        ins, outs = window_io(spec) if graph == "window" else step_io(spec)
+        old.append(Variant(name=f"onnx-{graph}-int8-dynamic", file=file, format="onnx", graph=graph,
+                           precision="int8-dynamic", size=(out / file).stat().st_size, sha256=sha256_of(out / file),
+                           inputs=_tensor_infos(ins), outputs=_tensor_infos(outs), opset=17, ir_version=8,
+                           quantization={"tool": "edgernn.quantize.int8 (MatMulInteger, standard ONNX)",
+                                         "compute": "int8 × int8 → int32 matrix products (MatMulInteger)"}))
+    fp32 = [replace(v, quantization={}) for v in result.manifest.variants]  # no precision block, as before
+    write_manifest(out, replace(result.manifest, variants=tuple(fp32 + old)))
+
+    verified = CliRunner().invoke(cli, ["verify", str(out)])
+    assert verified.exit_code == 0, verified.output
+    info = json.loads(CliRunner().invoke(cli, ["info", str(out), "--json"]).output)
+    described = info["precision_info"]
+    assert described["onnx-window-int8-dynamic"]["compute"].endswith("in a Scan loop")
+    assert described["onnx-window-int8-dynamic"]["fast_on"] == []
+    assert described["onnx-window-fp32"]["described_by"].startswith("edgernn (not recorded")

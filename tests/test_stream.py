@@ -1,4 +1,4 @@
-"""Streaming: the step graph's invariant (stepping it = the window graph), its elementary ops and
+"""Streaming: the step graph's invariant (stepping it = the window graph), its one fused op per layer and
 manifest entry, bidirectional refusal, and the StreamSession API (step, reset, B streams,
 normalisation, classification)."""
 
@@ -20,9 +20,9 @@ from edgernn.runtime import load
 from edgernn.spec import ModelSpec
 
 FP32 = TOLERANCES["fp32"]
-# What the step graph may be made of: elementary ops plus shape plumbing, never a recurrent op.
-ELEMENTARY_OPS = {"MatMul", "Add", "Sub", "Mul", "Sigmoid", "Tanh", "Split", "Concat", "Unsqueeze", "Squeeze",
-                  "Identity", "Gemm", "Reshape"}
+# What the step graph may be made of: one fused one-step LSTM/GRU node per layer plus shape plumbing
+# and the head, never a loop (Scan/Loop/If).
+STEP_OPS = {"LSTM", "GRU", "Split", "Concat", "Unsqueeze", "Squeeze", "Identity", "Gemm"}
 
 
 def assert_close(got, want, what: str) -> None:
@@ -92,14 +92,13 @@ def test_stepping_the_step_graph_equals_the_window_graph(make_bundle, cell, laye
 
 @pytest.mark.parametrize("layers", [1, 3])
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_step_graph_has_only_elementary_ops_and_a_described_state(make_bundle, cell, layers):
+def test_step_graph_is_one_fused_node_per_layer_and_a_described_state(make_bundle, cell, layers):
     spec = step_spec(cell, layers)
     bundle = make_bundle(spec, seed=layers)
     model = onnx.load(str(bundle / "model.step.onnx"))
-    ops = {n.op_type for n in model.graph.node}
-    assert not ops & {"LSTM", "GRU", "RNN", "Scan", "Loop", "If"}
-    assert ops <= ELEMENTARY_OPS, ops - ELEMENTARY_OPS
-    assert {"MatMul", "Sigmoid", "Tanh", "Mul"} <= ops
+    ops = [n.op_type for n in model.graph.node]
+    assert set(ops) <= STEP_OPS, set(ops) - STEP_OPS
+    assert ops.count(cell.upper()) == layers and "LSTM GRU".replace(cell.upper(), "").strip() not in ops
 
     manifest = manifest_of(bundle)
     pairs = [("h_in", "h_out")] + ([("c_in", "c_out")] if cell == "lstm" else [])
@@ -191,6 +190,28 @@ def test_b_streams_together_equal_each_stream_alone(make_bundle):
         joint = together.step(np.stack([a[t], b[t], c[t]])).values
         for k, (frames, s) in enumerate(zip((a, b, c), alone)):
             assert_close(joint[k], s.step(frames[t]).values[0], f"stream {k} at step {t}")
+
+
+def test_onnxruntime_stream_reuses_two_bound_state_buffers_and_matches_plain_runs(make_bundle):
+    """The state is handed from output to input through two buffers bound once (no per-step arrays),
+    and the result is what feeding the state back through session.run gives."""
+    spec = REGRESSION_SPEC
+    bundle = make_bundle(spec)
+    s = load(bundle).stream(batch=2)
+    plain = session(bundle / "model.step.onnx")
+    state = {n: np.zeros((spec.num_layers, 2, spec.hidden_size), np.float32) for n in ("h_in", "c_in")}
+    frames = np.random.default_rng(8).standard_normal((6, 2, 3)).astype(np.float32)
+    seen = set()
+    for t, frame in enumerate(frames):
+        seen |= {id(v) for v in s.state.values()}
+        y = s.step_raw(frame)
+        y_plain, h, c = plain.run(["y", "h_out", "c_out"], {"x_t": frame, **state})
+        state = {"h_in": h, "c_in": c}
+        np.testing.assert_array_equal(y, y_plain, err_msg=f"step {t}")
+        np.testing.assert_array_equal(s.state["h_in"], h, err_msg=f"state after step {t}")
+    assert len(seen) == 4  # h and c, two buffers each, for all six steps
+    with pytest.raises(BadInputError, match=r"expected a frame of shape \(2, 3\), got \(3,\)"):
+        s.step_raw(frames[0, 0])
 
 
 def test_reset_starts_every_stream_afresh(make_bundle):

@@ -17,6 +17,7 @@ from edgernn.errors import BadInputError, ExportError  # noqa: E402
 from edgernn.export import export_bundle  # noqa: E402
 from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET  # noqa: E402
 from edgernn.export.onnx_step import build_step_graph  # noqa: E402
+from edgernn.export.onnx_step_fused import build_fused_step_graph  # noqa: E402
 from edgernn.export.onnx_window import build_window_graph  # noqa: E402
 from edgernn.export.targets import (  # noqa: E402
     GRAPH_MIN_OPSET, ONNXRUNTIME_LIMITS, parse_target, screen_variants,
@@ -89,7 +90,8 @@ def test_bad_target_strings(text, message):
     assert str(e.value) == message
 
 
-@pytest.mark.parametrize("graph,build", [("window", build_window_graph), ("step", build_step_graph)])
+@pytest.mark.parametrize("graph,build", [("window", build_window_graph), ("step", build_step_graph),
+                                         ("step", build_fused_step_graph)])
 def test_graph_min_opset_matches_the_writers(graph, build):
     """GRAPH_MIN_OPSET is what the graph writers really need: they build at it and fail one below."""
     weights = numpy_random_weights(SPEC, 0)

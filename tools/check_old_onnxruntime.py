@@ -50,7 +50,8 @@ def make_env(work: Path, version: str) -> Path:
 def export_bundles(work: Path, release: str, limit_opset: int) -> dict[str, Path]:
     edgernn = [sys.executable, "-m", "edgernn"]
     help_text = sh([*edgernn, "export", "--help"]).stdout
-    quantize = ["--quantize", "fp16,int8-dynamic,int8-static"] if "--quantize" in help_text else []
+    offered = "fp16,int8-weights,int8-dynamic,int8-static" if "int8-weights" in help_text else "fp16,int8-dynamic,int8-static"
+    quantize = ["--quantize", offered] if "--quantize" in help_text else []
     bundles = {}
     for name, train_args in {
         "lstm": ["--task", "sum", "--cell", "lstm", "--layers", "2", "--hidden", "12"],

@@ -81,7 +81,8 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
 @click.option("--target-runtime", help="the runtime the device has, e.g. onnxruntime==1.16: picks IR version and "
               "opset it loads, leaves out variants it cannot run")
 @click.option("--quantize", "precisions", metavar="LIST",
-              help="also write these precisions, comma-separated: fp16, int8-dynamic, int8-static")
+              help="also write these precisions, comma-separated: fp16, int8-weights (int8 storage, float speed), "
+                   "int8-dynamic (int8 compute: LSTM on onnxruntime, TFLite), int8-static (docs/quantization.md)")
 @click.option("--calibration", "calibration_path", type=click.Path(path_type=Path),
               help="windows (.npy/.npz/.csv, data units) to calibrate int8 on (default: the checkpoint's "
               "training split; with --module, int8-static needs them)")
@@ -114,7 +115,7 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
                                formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
                                best_effort=best_effort)
     variants = [{"name": v.name, "file": v.file, "size": v.size, "precision": v.precision, "requires": list(v.requires),
-                 "parity": v.parity} for v in result.manifest.variants]
+                 "parity": v.parity, "latency": v.quantization.get("latency", {})} for v in result.manifest.variants]
     for e in result.manifest.not_written:
         click.echo(f"not written: {e['variant']}: {e['reason']}", err=True)
     if as_json:
@@ -126,7 +127,8 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
     for v in variants:
         parity = f"max abs {fmt(v['parity']['max_abs'])} vs numpy" if v["parity"] else "not validated"
         needs = f"  needs {', '.join(v['requires'])}" if v["requires"] else ""
-        click.echo(f"  {v['name']:<26} {v['file']:<30} {v['size'] / 1024:8.1f} KiB  {parity}{needs}")
+        speed = f"  {v['latency']['vs_fp32']:.2f}× fp32 time" if "vs_fp32" in v["latency"] else ""
+        click.echo(f"  {v['name']:<26} {v['file']:<30} {v['size'] / 1024:8.1f} KiB  {parity}{speed}{needs}")
     if target is not None:
         t = result.manifest.target
         click.echo(f"target {t['runtime']}: IR version {t['ir_version']}, opset {t['opset']}")

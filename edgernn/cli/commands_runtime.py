@@ -115,8 +115,20 @@ def info(model, as_json):
             click.echo(f"      out {t['name']:<6} {tuple(t['shape'])}")
         if v.get("requires"):
             click.echo(f"      needs   {', '.join(v['requires'])}")
-        if v.get("quantization", {}).get("compute"):
-            click.echo(f"      compute {v['quantization']['compute']}")
+        info = d.get("precision_info", {}).get(v["name"]) or {}
+        if info:
+            said = f"  ({info['described_by']})" if info.get("described_by") else ""
+            click.echo(f"      storage {info['storage']}{said}")
+            click.echo(f"      compute {info['compute']}")
+            click.echo(f"      fast on {'; '.join(info['fast_on']) or 'no runtime edgernn knows'}")
+            for slow in info.get("slow_on", []):
+                click.echo(f"      slow on {slow}")
+            latency = info.get("latency") or {}
+            if "vs_fp32" in latency:
+                click.echo(f"      latency {latency['vs_fp32']:.2f}× fp32 (batch 1, {latency['time_steps']} step(s), "
+                           f"{latency['runtime']}, measured at export)")
+            elif latency.get("not_measured"):
+                click.echo(f"      latency not measured at export: {latency['not_measured']}")
         report = v.get("precision_report") or []
         if report:
             missed = [e for e in report if not e["achieved"]]

@@ -15,13 +15,18 @@ from edgernn import __version__
 from edgernn.bundle import Manifest, TensorInfo, Variant, atomic_write_bytes, sha256_of, write_manifest
 from edgernn.errors import CheckFailedError, ExportError
 from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
-from edgernn.export.onnx_step import build_step_graph, state_description, step_io
+from edgernn.export.onnx_step import state_description, step_io
+from edgernn.export.onnx_step_fused import build_fused_step_graph
 from edgernn.export.onnx_window import build_window_graph, window_io
+from edgernn.export.latency import with_latency
 from edgernn.parity import VariantReport
+from edgernn.precisions import describe
 from edgernn.spec import ModelSpec
 from edgernn.staging import staged_dir
 
 FORMATS = ("onnx", "tflite")
+TFLITE_NOT_WRITTEN = {"int8-weights": "TFLite's int8-dynamic is its int8-weight file: int8 weights, which XNNPACK "
+                                      "multiplies with dynamically quantized activations"}
 
 
 @dataclass
@@ -81,6 +86,7 @@ def export_bundle(
     formats: tuple[str, ...] = ("onnx",),  # "onnx" and/or "tflite"
     progress: bool = False,
     best_effort: bool = False,  # write what can be made, list the rest in the manifest's not_written
+    measure_latency: bool = True,  # time each variant against fp32 once (batch 1, 1 thread) for the manifest
 ) -> ExportResult:
     """Write ``out/`` with the window graph and manifest; validate every variant before calling it done.
 
@@ -97,11 +103,11 @@ def export_bundle(
         streaming = {"supported": False, "reason": target.refuses_graph("step", opset)}
     else:
         step_inputs, step_outputs = step_io(spec)
-        step = build_step_graph(spec, weights, ir_version=ir_version, opset=opset)
+        step = build_fused_step_graph(spec, weights, ir_version=ir_version, opset=opset)
         files.append(("onnx-step-fp32", "model.step.onnx", "step", "fp32", step, step_inputs, step_outputs))
         streaming = {"supported": True, **state_description(spec)}
-    extras = _precision_variants(spec, weights, files, quantize, calibration, calibration_source,
-                                 ir_version=ir_version, opset=opset, progress=progress)
+    extras, not_written = _precision_variants(spec, weights, files, quantize, calibration, calibration_source,
+                                              ir_version=ir_version, opset=opset, progress=progress)
     io = {graph: (ins, outs) for _, _, graph, _, _, ins, outs in files}
     files += [(q.name, q.file, q.graph, q.precision, q.model, *io[q.graph]) for q in extras.values() if q.precision != "fp32"]
 
@@ -109,15 +115,16 @@ def export_bundle(
     if unknown or "onnx" not in formats:
         raise ExportError(f"formats must be onnx, or onnx,tflite (the ONNX fp32 window graph is every bundle's "
                           f"reference variant), got {','.join(formats) or 'none'}")
-    not_written = []
     if "tflite" in formats and spec.bidirectional:
         names = [f"tflite-window-{p}" for p in ("fp32", *quantize)]
         reason = "TFLite covers unidirectional RNNs only (its window graph loops over the step graph)"
-        if not best_effort:
-            raise ExportError(f"cannot write {', '.join(names)}: {reason}; nothing written (--best-effort writes the rest)")
-        not_written = [{"variant": n, "reason": reason} for n in names]
+        not_written += [{"variant": n, "reason": reason} for n in names]
         formats = tuple(f for f in formats if f != "tflite")
-    tflite, tflite_note = _tflite_files(spec, weights, formats, quantize, calibration, progress)
+    tflite, tflite_note, tflite_not_written = _tflite_files(spec, weights, formats, quantize, calibration, progress)
+    not_written += tflite_not_written
+    if not_written and not best_effort:
+        raise ExportError("cannot write " + "; ".join(f"{e['variant']} ({e['reason']})" for e in not_written)
+                          + "; nothing written (--best-effort writes the rest and lists these in the manifest)")
 
     out = Path(out)
     with staged_dir(out) as tmp:
@@ -139,8 +146,11 @@ def export_bundle(
                 size=t.size, sha256=sha256_of(tmp / t.file), inputs=_tensor_infos(t.inputs),
                 outputs=_tensor_infos(t.outputs), state=streaming if t.graph == "step" else {},
                 precision_report=t.precision_report,
-                quantization={"tool": "edgernn + ai-edge-quantizer", "notes": t.notes} if t.precision != "fp32" else {},
+                quantization={**({"tool": "edgernn + ai-edge-quantizer", "notes": t.notes} if t.precision != "fp32" else {}),
+                              **describe("tflite", t.precision)},
             ))
+        if measure_latency:
+            variants = with_latency(tmp, variants, spec.window)
         if tflite_note:
             streaming = {**streaming, "tflite": tflite_note}
         target_info = {}
@@ -151,8 +161,8 @@ def export_bundle(
             variants, target_info = screening.kept, target_record(target, ir_version, opset, screening, streaming)
         manifest = Manifest(
             spec=spec, variants=tuple(variants), versions=_versions(), target=target_info,
-            streaming=streaming,
-            probe=_probe(spec, weights), data=dict(data_source or {}), not_written=tuple(not_written), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            streaming=streaming, not_written=tuple(not_written),
+            probe=_probe(spec, weights), data=dict(data_source or {}), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         write_manifest(tmp, manifest)
         reports: list[VariantReport] = []
@@ -174,12 +184,17 @@ def export_bundle(
 
 
 def _tflite_files(spec, weights, formats, quantize, calibration, progress):
-    """The TFLite variants asked for, or none with the reason a bidirectional model has none."""
+    """The TFLite variants asked for, or none with the reason a bidirectional model has none; and the
+    precisions asked that TFLite has no file for, with the reason."""
     if "tflite" not in formats:
-        return [], ""
+        return [], "", []
     from edgernn.export.tflite import tflite_variants
+    from edgernn.export.tflite_quantize import PRECISIONS as TFLITE_PRECISIONS
 
-    return tflite_variants(spec, weights, ("fp32", *quantize), calibration, progress=progress), ""
+    not_written = [{"variant": f"tflite-*-{p}", "reason": TFLITE_NOT_WRITTEN.get(p, f"no TFLite {p} writer")}
+                   for p in quantize if p not in TFLITE_PRECISIONS]
+    kept = tuple(p for p in quantize if p in TFLITE_PRECISIONS)
+    return tflite_variants(spec, weights, ("fp32", *kept), calibration, progress=progress), "", not_written
 
 
 def _precision_variants(spec, weights, files, quantize, calibration, calibration_source, **kwargs) -> dict:
@@ -189,14 +204,16 @@ def _precision_variants(spec, weights, files, quantize, calibration, calibration
 
     graphs = {graph: model for _, _, graph, _, model, _, _ in files}
     out = {name: GraphVariant(name, file, graph, "fp32", model, report=precision_report(model, "fp32"),
-                              quantization={"compute": "float32"})
+                              quantization=describe("onnx", "fp32"))
            for name, file, graph, _, model, _, _ in files}
+    not_written: list[dict[str, str]] = []
     if quantize:
-        for q in quantized_variants(spec, weights, tuple(quantize), window_fp32=graphs["window"],
-                                    step_fp32=graphs.get("step"), calibration=calibration,
-                                    calibration_source=calibration_source, **kwargs):
-            out[q.name] = q
-    return out
+        made = quantized_variants(spec, weights, tuple(quantize), window_fp32=graphs["window"],
+                                  step_fp32=graphs.get("step"), calibration=calibration,
+                                  calibration_source=calibration_source, **kwargs)
+        out.update((q.name, q) for q in made.variants)
+        not_written = made.not_written
+    return out, not_written
 
 
 def export_checkpoint(checkpoint: Path, out: Path, *, calibration_path: Path | None = None, **kwargs) -> ExportResult:

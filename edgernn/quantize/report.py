@@ -23,12 +23,16 @@ WEIGHT_INPUTS: dict[str, tuple[int, ...]] = {
     "LSTM": (1, 2, 3), "GRU": (1, 2, 3), "MatMul": (1,), "Gemm": (1, 2),
     "MatMulInteger": (1,), "QLinearMatMul": (3,), "DynamicQuantizeMatMul": (1,), "DynamicQuantizeLSTM": (1, 2, 3),
 }
-INPUT_ROLES = {"LSTM": ("x", "W", "R", "B"), "GRU": ("x", "W", "R", "B"), "Gemm": ("x", "weight", "bias")}
+INPUT_ROLES = {"LSTM": ("x", "W", "R", "B"), "GRU": ("x", "W", "R", "B"), "Gemm": ("x", "weight", "bias"),
+               "DynamicQuantizeLSTM": ("x", "W", "R", "B")}
 STORED = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16", TensorProto.INT8: "int8",
           TensorProto.UINT8: "uint8", TensorProto.DOUBLE: "float64"}
-EXPECTED_STORAGE = {"fp32": {"float32"}, "fp16": {"float16"}, "int8-dynamic": {"int8", "uint8"},
+EXPECTED_STORAGE = {"fp32": {"float32"}, "fp16": {"float16"}, "int8-weights": {"int8"}, "int8-dynamic": {"int8", "uint8"},
                     "int8-static": {"int8", "uint8"}}
-PASS_THROUGH = ("Cast", "DequantizeLinear", "Identity")
+PASS_THROUGH = ("Cast", "DequantizeLinear", "Identity", "Mul")  # Mul: int8 weight × its scale (weight-only int8)
+FLOAT_OPS = ("LSTM", "GRU", "RNN", "MatMul", "Gemm")
+# Biases stay float32 in every int8 precision (they are added to float32 sums).
+BIAS_INPUT = {"LSTM": 3, "GRU": 3, "RNN": 3, "DynamicQuantizeLSTM": 3, "Gemm": 2}
 
 
 def precision_report(model: onnx.ModelProto, asked: str) -> list[dict[str, Any]]:
@@ -69,8 +73,9 @@ def _walk(graph: onnx.GraphProto, outer: list[onnx.GraphProto], where: str, aske
                 "shape": list(init.dims),
                 "asked": asked,
                 "stored": stored,
-                "compute": _compute(node, producers),
-                "achieved": stored in EXPECTED_STORAGE.get(asked, {stored}),
+                "compute": _compute(node, producers, stored),
+                "achieved": stored in EXPECTED_STORAGE.get(asked, {stored})
+                or (asked.startswith("int8") and stored == "float32" and i == BIAS_INPUT.get(node.op_type)),
             })
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
@@ -91,7 +96,7 @@ def _stored_initializer(name: str, producers: dict, scopes: list[onnx.GraphProto
     return None
 
 
-def _compute(node: onnx.NodeProto, producers: dict) -> str:
+def _compute(node: onnx.NodeProto, producers: dict, stored: str = "") -> str:
     if node.op_type in ("QLinearMatMul",):
         return "int8 (calibrated scales)"
     if node.op_type in ("DynamicQuantizeMatMul", "DynamicQuantizeLSTM"):
@@ -105,6 +110,8 @@ def _compute(node: onnx.NodeProto, producers: dict) -> str:
         return "int8 (fixed scale)"
     if source is not None and source.op_type == "DequantizeLinear":
         return "int8 (calibrated scales, QDQ)"
+    if stored == "int8" and node.op_type in FLOAT_OPS:
+        return "float32 (int8 weights folded to float32 when the session loads)"
     return "float32"
 
 
