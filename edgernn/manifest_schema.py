@@ -23,7 +23,9 @@ Number = (int, float)
 DICT, LIST, STR, INT, BOOL, OPT_INT, OPT_STR = dict, list, str, int, bool, (int, type(None)), (str, type(None))
 
 TOP_LEVEL = {"created": STR, "spec": DICT, "streaming": DICT, "versions": DICT, "variants": LIST, "probe": DICT,
-             "data": DICT, "target": DICT, "module": DICT}
+             "data": DICT, "target": DICT, "module": DICT, "not_written": LIST}
+QUANTIZATION = {"storage": STR, "compute": STR, "fast_on": LIST, "slow_on": LIST, "latency": DICT, "tool": STR}
+NOT_WRITTEN = {"variant": STR, "reason": STR}
 VARIANT = {"name": STR, "file": STR, "format": STR, "graph": STR, "precision": STR, "size": INT, "sha256": STR,
            "inputs": LIST, "outputs": LIST, "opset": OPT_INT, "ir_version": OPT_INT, "requires": LIST,
            "state": DICT, "precision_report": LIST, "quantization": DICT, "parity": DICT}
@@ -158,6 +160,14 @@ def check_variant(v: Any, where: str) -> None:
     for key, value in v.get("parity", {}).items():
         if key.startswith("max") or key.startswith("mean"):
             _check_type(value, Number, f"{where}.parity.{key}")
+    quantization = v.get("quantization", {})
+    _check_fields(quantization, QUANTIZATION, f"{where}.quantization")
+    for key in ("fast_on", "slow_on"):
+        for i, item in enumerate(quantization.get(key, [])):
+            _check_type(item, str, f"{where}.quantization.{key}[{i}]")
+    for key, value in quantization.get("latency", {}).items():
+        if key.startswith("vs_") or key.endswith("_us"):
+            _check_type(value, Number, f"{where}.quantization.latency.{key}")
 
 
 def check_manifest(d: Any, *, spec_version: int, runtime_version: str) -> None:
@@ -177,6 +187,9 @@ def check_manifest(d: Any, *, spec_version: int, runtime_version: str) -> None:
         _check_type(probe["outputs"], dict, "probe.outputs")
         for name, values in probe["outputs"].items():
             _check_type(values, list, f"probe.outputs.{name}")
+    for i, e in enumerate(d.get("not_written", [])):
+        _check_type(e, dict, f"not_written[{i}]")
+        _check_fields(e, NOT_WRITTEN, f"not_written[{i}]")
     names = set()
     for i, v in enumerate(d["variants"]):
         check_variant(v, f"variants[{i}]")

@@ -118,15 +118,15 @@ def info(model, as_json):
         info = d.get("precision_info", {}).get(v["name"]) or {}
         if info:
             said = f"  ({info['described_by']})" if info.get("described_by") else ""
-            click.echo(f"      storage {info['storage']}{said}")
-            click.echo(f"      compute {info['compute']}")
-            click.echo(f"      fast on {'; '.join(info['fast_on']) or 'no runtime edgernn knows'}")
+            click.echo(f"      storage {info.get('storage', 'not recorded')}{said}")
+            click.echo(f"      compute {info.get('compute', 'not recorded')}")
+            click.echo(f"      fast on {'; '.join(info.get('fast_on', [])) or 'no runtime edgernn knows'}")
             for slow in info.get("slow_on", []):
                 click.echo(f"      slow on {slow}")
             latency = info.get("latency") or {}
             if "vs_fp32" in latency:
-                click.echo(f"      latency {latency['vs_fp32']:.2f}× fp32 (batch 1, {latency['time_steps']} step(s), "
-                           f"{latency['runtime']}, measured at export)")
+                click.echo(f"      latency {latency['vs_fp32']:.2f}× fp32 (batch 1, {latency.get('time_steps', '?')} "
+                           f"step(s), {latency.get('runtime', '?')}, measured at export)")
             elif latency.get("not_measured"):
                 click.echo(f"      latency not measured at export: {latency['not_measured']}")
         report = v.get("precision_report") or []

@@ -123,7 +123,10 @@ def export_bundle(
     tflite, tflite_note, tflite_not_written = _tflite_files(spec, weights, formats, quantize, calibration, progress)
     not_written += tflite_not_written
     if not_written and not best_effort:
-        raise ExportError("cannot write " + "; ".join(f"{e['variant']} ({e['reason']})" for e in not_written)
+        by_reason: dict[str, list[str]] = {}
+        for e in not_written:
+            by_reason.setdefault(e["reason"], []).append(e["variant"])
+        raise ExportError("cannot write " + "; ".join(f"{', '.join(v)}: {r}" for r, v in by_reason.items())
                           + "; nothing written (--best-effort writes the rest and lists these in the manifest)")
 
     out = Path(out)

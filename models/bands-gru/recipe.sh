@@ -3,4 +3,4 @@
 set -euo pipefail
 run=$(mktemp -d)/run
 edgernn train --task bands --cell gru --hidden 32 --seed 0 --out "$run" --quiet
-edgernn export "$run" --out bundle --format onnx,tflite --quantize fp16,int8-weights,int8-dynamic,int8-static
+edgernn export "$run" --out bundle --format onnx,tflite --quantize fp16,int8-weights,int8-dynamic,int8-static --best-effort
