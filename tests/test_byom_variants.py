@@ -168,3 +168,35 @@ def test_target_runtime_is_applied_to_module_graphs_edgernn_did_not_write_as_a_c
     assert result.manifest.target["runtime"] == "onnxruntime==1.10" and result.manifest.target["refused"] == []
     on_disk = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert on_disk["target"]["opset"] == 15
+
+
+def test_plain_gru_module_gets_int8_weights_and_a_reason_for_int8_dynamic(tmp_path):
+    """int8-weights is written for a module's plain GRU; ONNX int8-dynamic (no int8 GRU kernel in
+    onnxruntime) is named with its reason, never dropped in silence."""
+    import json
+
+    import torch
+    from torch import nn
+
+    from edgernn.errors import ExportError
+    from edgernn.export.from_module import export_module
+
+    class TutorialGRU(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.fc = nn.GRU(3, 8, batch_first=True), nn.Linear(8, 1)
+
+        def forward(self, x):
+            out, _ = self.rnn(x)
+            return self.fc(out[:, -1])
+
+    torch.manual_seed(0)
+    module, x = TutorialGRU(), torch.randn(2, 5, 3)
+    with pytest.raises(ExportError, match="onnx-window-int8-dynamic, onnx-step-int8-dynamic: onnxruntime has no int8 GRU"):
+        export_module(module, x, tmp_path / "refused", quantize=("int8-weights", "int8-dynamic"))
+    assert not (tmp_path / "refused").exists()
+    export_module(module, x, tmp_path / "b", quantize=("int8-weights", "int8-dynamic"), best_effort=True)
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert [v["name"] for v in manifest["variants"]] == [
+        "onnx-window-fp32", "onnx-step-fp32", "onnx-window-int8-weights", "onnx-step-int8-weights"]
+    assert [e["variant"] for e in manifest["not_written"]] == ["onnx-window-int8-dynamic", "onnx-step-int8-dynamic"]

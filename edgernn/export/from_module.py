@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
+
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -229,7 +231,7 @@ def _plan(facts: ModuleFacts, recognised: Recognised | None, plain: bool, stream
                           bidirectional=any(getattr(m, "bidirectional", False) for _, m in facts.recurrent))
     else:
         kind = ModuleKind("plain" if plain else "recognised", beyond="" if plain else _beyond_plain(facts, recognised.spec),
-                          bidirectional=recognised.spec.bidirectional, streams=streams)
+                          bidirectional=recognised.spec.bidirectional, streams=streams, cell=recognised.spec.cell or "")
     kind = replace(kind, calibration=options["calibration"] is not None)
     return plan(kind, options["formats"], options["quantize"])
 
@@ -248,7 +250,13 @@ def _plain_bundle(recognised: Recognised, tmp: Path, validate: bool, versions: d
     result = export_bundle(recognised.spec, recognised.weights, inner, validate=validate, **versions,
                            formats=variants.formats, quantize=variants.quantize, calibration=calibration,
                            calibration_source=options["calibration_source"] or "given calibration windows",
-                           target=options["target"], progress=options["progress"])
+                           target=options["target"], progress=options["progress"],
+                           best_effort=True)  # the plan above decided what is refused; its list is the manifest's
+    planned = {v.name for v in variants.made}
+    unplanned = [e for e in result.manifest.not_written
+                 if any(fnmatch(name, e["variant"]) for name in planned)]
+    if unplanned:
+        raise ExportError("cannot write " + "; ".join(f"{e['variant']}: {e['reason']}" for e in unplanned))
     for item in inner.iterdir():
         item.rename(tmp / item.name)
     inner.rmdir()

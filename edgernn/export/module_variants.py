@@ -20,9 +20,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from edgernn.errors import BadInputError
+from edgernn.quantize import PRECISIONS as QUANTIZED
 
 FORMATS = ("onnx", "tflite")
-PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
+PRECISIONS = ("fp32", *QUANTIZED)
 PATHS = ("plain", "recognised", "torch.onnx.export")
 
 
@@ -46,6 +47,7 @@ class ModuleKind:
     bidirectional: bool = False
     calibration: bool = False  # calibration windows were given
     streams: bool = False  # a step graph is written
+    cell: str = ""  # "lstm" | "gru" where known
 
 
 def _quantizer_scope(v: Wanted, k: ModuleKind) -> str:
@@ -67,6 +69,11 @@ RULES: list[tuple[Callable[[Wanted, ModuleKind], bool], Callable[[Wanted, Module
      lambda v, k: "TFLite covers unidirectional RNNs only (its window graph loops over the step graph)"),
     (lambda v, k: v.format == "tflite" and k.path != "plain", _tflite_scope),
     (lambda v, k: v.precision != "fp32" and k.path != "plain", _quantizer_scope),
+    (lambda v, k: v.format == "onnx" and v.precision == "int8-dynamic" and k.cell == "gru",
+     lambda v, k: "onnxruntime has no int8 GRU kernel (its contrib ops quantize LSTM only); int8-weights is the "
+                  "small ONNX file for a GRU"),
+    (lambda v, k: v.format == "tflite" and v.precision == "int8-weights",
+     lambda v, k: "TFLite's int8-dynamic file is its int8-weight file (int8 weights; XNNPACK computes in int8)"),
     (lambda v, k: v.precision == "int8-static" and not k.calibration,
      lambda v, k: "int8-static needs calibration windows: pass calibration= (or --calibration FILE)"),
 ]
@@ -131,8 +138,4 @@ def plan(kind: ModuleKind, formats: Sequence[str], precisions: Sequence[str]) ->
         reason = why_not(v, kind)
         (refused.append((v, reason)) if reason else made.append(v))
     p = Plan(tuple(made), tuple(refused))
-    # the writers take formats × precisions: what is made must be exactly that product
-    product = {(v.format, v.precision) for v in made}
-    if product != {(f, q) for f in p.formats for q in ("fp32", *p.quantize)}:
-        raise AssertionError(f"internal: variants made are not a formats × precisions product: {sorted(product)}")
     return p
