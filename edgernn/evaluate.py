@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgernn.bundle import read_manifest
-from edgernn.errors import BadInputError
+from edgernn.errors import BadInputError, MissingDependencyError
 from edgernn.metrics import PRIMARY_METRIC, task_metrics
 from edgernn.runtime.model import normalize_input, postprocess
 
@@ -47,6 +47,7 @@ class EvaluationReport:
     max_drop: float
     samples: int
     scores: list[VariantScore] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"variant", "reason"}: could not run here
 
     @property
     def passed(self) -> bool:
@@ -118,14 +119,17 @@ def evaluate_bundle(
     report = EvaluationReport(str(bundle), label, spec.head, metric,
                               "accuracy points" if spec.head == "classification" else "% MSE", budget, ds.n)
 
-    runs = []  # (name, precision, format, size, predict(x_raw) -> raw y, window fn for latency)
+    runs = []  # (name, precision, format, size, window fn: normalised (B, T, F) -> {"y": raw y})
     if checkpoint is not None:
         runs.append(_torch_run(checkpoint, spec))
     for v in manifest.variants:
-        if v.graph != "window":
+        try:
+            model = load(bundle, variant=v.name, threads=threads)
+        except MissingDependencyError as e:  # a .tflite variant without a TFLite runtime: as verify and bench do
+            report.skipped.append({"variant": v.name, "reason": str(e)})
             continue
-        model = load(bundle, variant=v.name, threads=threads)
-        runs.append((v.name, v.precision, v.format, v.size, model.window))
+        window_fn = model.window if v.graph == "window" else stepped_window(model)
+        runs.append((v.name, v.precision, v.format, v.size, window_fn))
     x = normalize_input(spec, ds.x)
     reference = None
     for name, precision, fmt, size, window_fn in runs:
@@ -141,6 +145,20 @@ def evaluate_bundle(
         s.drop = round(drop_of(spec.head, s.metrics, reference), 3) + 0.0  # reported to 0.001; no "-0.00"
         s.passed = s.drop <= budget
     return report
+
+
+def stepped_window(model):
+    """A step variant as a window function: the step graph run frame by frame over each window from a
+    zero state — what a streaming device computes — returning the last step's output (every step's
+    output for a head on every step)."""
+    from edgernn.runtime.stream import StreamSession
+
+    def window(x: np.ndarray) -> dict[str, np.ndarray]:
+        session = StreamSession(model.spec, model.backend, batch=x.shape[0])
+        ys = [session.step_raw(np.ascontiguousarray(x[:, t])) for t in range(x.shape[1])]  # T × (B, O)
+        return {"y": np.stack(ys, axis=1) if model.spec.head_input == "every_step" else ys[-1]}
+
+    return window
 
 
 def _torch_run(checkpoint: Path, spec):

@@ -21,7 +21,8 @@ class EdgeRnnGroup(click.Group):
         try:
             return super().invoke(ctx)
         except EdgeRnnError as e:
-            click.echo(f"error: {e}", err=True)
+            for line in str(e).splitlines() or [""]:  # one line; one per package for missing dependencies
+                click.echo(f"error: {line}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

@@ -40,8 +40,14 @@ def _print_report(report) -> None:
             click.echo(f"{head} max abs  {figures}  {tol}")
         else:
             click.echo(head.rstrip())
-        if v.reason:
+        if v.reason and v.status != "skipped":
             click.echo(f"           {v.reason}")
+    skipped: dict[str, list[str]] = {}  # one line per reason, however many variants it skips
+    for v in report.variants:
+        if v.status == "skipped":
+            skipped.setdefault(v.reason, []).append(v.variant)
+    for reason, names in skipped.items():
+        click.echo(f"skipped {len(names)} variant{'s' if len(names) > 1 else ''}: {reason}")
     click.echo("verify: " + ("passed" if report.passed else "FAILED"))
 
 

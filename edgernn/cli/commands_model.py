@@ -6,9 +6,12 @@ from pathlib import Path
 
 import click
 
+from edgernn import dependencies
 from edgernn.cli import cli, emit_json, fmt, stderr_is_tty
+from edgernn.cli.options import bundle_has_tflite, split_list
 from edgernn.cli.export_module import module_options
 from edgernn.cli.options import data_options, data_source
+from edgernn.dependencies import require
 
 
 @cli.command()
@@ -29,6 +32,7 @@ from edgernn.cli.options import data_options, data_source
 def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num_layers, bidirectional, dropout,
           epochs, batch_size, lr, patience, n, seed, threads, out, as_json, quiet):
     """Train an LSTM/GRU on a built-in task or your own data; write a checkpoint, metrics and plots."""
+    require("train", dependencies.TRAIN)
     from edgernn.nn.train import TrainConfig, check_config, train as run_training
 
     source = data_source(task, data_path, head, window, horizon, stride, n, seed)
@@ -75,6 +79,7 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
     model.step.int8-static.onnx, ...), each validated with its own tolerance and listed in the
     manifest with a precision report of every weight.
     """
+    require("export", dependencies.export_needs(split_list(formats), split_list(precisions)))
     from edgernn.export import export_checkpoint
     from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
     from edgernn.quantize import parse_precisions
@@ -122,6 +127,10 @@ def validate(bundle, checkpoint, batches, lengths, seed, warn_only, as_json):
 
     Exit code 0 when every variant is within its precision's tolerance, 1 otherwise.
     """
+    needs = list(dependencies.VALIDATE) + (list(dependencies.CHECKPOINT) if checkpoint else [])
+    if bundle_has_tflite(bundle):
+        needs.append(dependencies.TFLITE_RUNTIME)
+    require("validate", needs, {dependencies.TFLITE_RUNTIME: "the bundle's .tflite variants"})
     from edgernn.errors import CheckFailedError
     from edgernn.validate import validate_bundle
 

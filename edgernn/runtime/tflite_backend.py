@@ -30,7 +30,7 @@ def interpreter_class(runtime: str = "auto"):
             return Interpreter, "ai-edge-litert", getattr(ai_edge_litert, "__version__", "unknown")
         except ImportError:
             if runtime != "auto":
-                raise MissingDependencyError("ai-edge-litert", "tflite", "running a TFLite model") from None
+                raise MissingDependencyError("ai-edge-litert", "litert", "running a TFLite model") from None
     try:
         import tflite_runtime
         from tflite_runtime.interpreter import Interpreter
@@ -38,7 +38,9 @@ def interpreter_class(runtime: str = "auto"):
         return Interpreter, "tflite-runtime", getattr(tflite_runtime, "__version__", "unknown")
     except ImportError:
         wanted = "tflite-runtime" if runtime == "tflite-runtime" else "ai-edge-litert (or tflite-runtime)"
-        raise MissingDependencyError(wanted, "tflite", "running a TFLite model") from None
+        fix = "pip install tflite-runtime 'numpy<2'" if runtime == "tflite-runtime" \
+            else "pip install 'edgernn[litert]' (just ai-edge-litert)"
+        raise MissingDependencyError(wanted, "litert", "running a TFLite model", fix) from None
 
 
 def load_interpreter(model_path: Path | str | None = None, model_content: bytes | None = None,
