@@ -114,6 +114,39 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
             click.echo(f"  refused {r['variant']}: {r['reason']}")
 
 
+def parity_line(r) -> str:
+    """One variant of a parity report: verdict, worst error, tolerance, margin."""
+    c = r.worst_comparison()
+    tol = r.tolerance
+    tolerance = f"atol {tol.atol:g} rtol {tol.rtol:g}" + (" (range)" if tol.scale == "range" else "")
+    if c is None:
+        return f"  FAIL  {r.variant:<26} nothing was compared"
+    used = c.tolerance_used
+    if used != used:  # not measured
+        margin = ""
+    elif used == 0:
+        margin = "exact"
+    elif used <= 1:
+        margin = f"{1 / used:,.0f}×" if used <= 0.1 else f"{1 / used:.2g}×"
+    else:
+        margin = f"{used:.3g}× over"
+    where = f"{c.output} vs {c.against}"
+    return (f"  {'ok' if r.passed else 'FAIL':<4}  {r.variant:<26} max abs {fmt(c.max_abs):>9}  {where:<22} "
+            f"{tolerance:<28} {margin}").rstrip()
+
+
+def _print_parity_details(r) -> None:
+    for against in sorted({c.against for c in r.comparisons}):
+        for output in dict.fromkeys(c.output for c in r.comparisons):
+            cs = [c for c in r.comparisons if c.against == against and c.output == output]
+            if not cs:
+                continue
+            ok = all(c.passed for c in cs)
+            click.echo(f"        vs {against:<6} {output:<12} max abs {fmt(max(c.max_abs for c in cs)):>9}  "
+                       f"max rel {fmt(max(c.max_rel for c in cs)):>9}  mean abs {fmt(max(c.mean_abs for c in cs)):>9}"
+                       f"  over {len(cs)} cases  {'ok' if ok else 'FAIL'}")
+
+
 @cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="also compare with PyTorch on these weights")
@@ -121,10 +154,13 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
 @click.option("--length", "lengths", type=int, multiple=True, help="lengths to sweep (default 1, window, 3×window)")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--warn-only", is_flag=True, help="report failures but exit 0")
+@click.option("--verbose", "-v", is_flag=True, help="every reference and output, not only each variant's worst")
 @click.option("--json", "as_json", is_flag=True)
-def validate(bundle, checkpoint, batches, lengths, seed, warn_only, as_json):
+def validate(bundle, checkpoint, batches, lengths, seed, warn_only, verbose, as_json):
     """Check every variant of a bundle against the NumPy reference (and PyTorch with --checkpoint).
 
+    One line per variant: its worst error, where it was, the precision's tolerance and the margin
+    (how many times larger the error could be and still pass); --verbose for every comparison.
     Exit code 0 when every variant is within its precision's tolerance, 1 otherwise.
     """
     needs = list(dependencies.VALIDATE) + (list(dependencies.CHECKPOINT) if checkpoint else [])
@@ -140,17 +176,11 @@ def validate(bundle, checkpoint, batches, lengths, seed, warn_only, as_json):
     if as_json:
         emit_json({"bundle": str(bundle), "passed": passed, "variants": [r.to_dict() for r in reports]})
     else:
+        click.echo(f"{'':8}{'variant':<26} {'closest to its tolerance':<41} {'tolerance':<28} margin")
         for r in reports:
-            click.echo(f"{r.variant}  ({r.precision}; tolerance atol {r.tolerance.atol:g}, rtol {r.tolerance.rtol:g})")
-            for against in sorted({c.against for c in r.comparisons}):
-                for output in dict.fromkeys(c.output for c in r.comparisons):
-                    cs = [c for c in r.comparisons if c.against == against and c.output == output]
-                    if not cs:
-                        continue
-                    ok = all(c.passed for c in cs)
-                    click.echo(f"  vs {against:<6} {output:<12} max abs {fmt(max(c.max_abs for c in cs)):>9}  "
-                               f"max rel {fmt(max(c.max_rel for c in cs)):>9}  mean abs {fmt(max(c.mean_abs for c in cs)):>9}"
-                               f"  over {len(cs)} cases  {'ok' if ok else 'FAIL'}")
+            click.echo(parity_line(r))
+            if verbose:
+                _print_parity_details(r)
         click.echo("parity: " + ("passed" if passed else "FAILED"))
     if not passed and not warn_only:
         raise CheckFailedError("parity check failed for: " + ", ".join(r.variant for r in reports if not r.passed))

@@ -66,9 +66,10 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
 
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
+@click.option("--verbose", "-v", is_flag=True, help="each variant's inputs, outputs, compute and precision report")
 @click.option("--json", "as_json", is_flag=True)
-def info(model, as_json):
-    """Describe a bundle or an ONNX file: model spec, variants, inputs and outputs."""
+def info(model, verbose, as_json):
+    """Describe a bundle or a model file: the model, and one line per variant (--verbose for the rest)."""
     from edgernn.info import describe
 
     d = describe(model)
@@ -94,13 +95,15 @@ def info(model, as_json):
         click.echo("streaming: " + ("yes (step graph)" if s.get("supported") else f"no — {s.get('reason', '')}"))
     for v in d.get("variants", []):
         parity = f"  parity max abs {v['parity']['max_abs']:.2g}" if v.get("parity") else ""
-        click.echo(f"  {v['name']:<26} {v['file']:<28} {v['size'] / 1024:8.1f} KiB  opset {v.get('opset')}{parity}")
+        opset = f"  opset {v['opset']}" if v.get("opset") is not None else ""
+        needs = f"  needs {', '.join(v['requires'])}" if v.get("requires") else ""
+        click.echo(f"  {v['name']:<26} {v['file']:<30} {v['size'] / 1024:8.1f} KiB{opset}{parity}{needs}")
+        if not verbose:
+            continue
         for t in v.get("inputs", []):
             click.echo(f"      in  {t['name']:<6} {tuple(t['shape'])}")
         for t in v.get("outputs", []):
             click.echo(f"      out {t['name']:<6} {tuple(t['shape'])}")
-        if v.get("requires"):
-            click.echo(f"      needs   {', '.join(v['requires'])}")
         if v.get("quantization", {}).get("compute"):
             click.echo(f"      compute {v['quantization']['compute']}")
         report = v.get("precision_report") or []
@@ -118,6 +121,8 @@ def info(model, as_json):
     for k in ("graph", "precision", "ir_version", "opset", "ops"):
         if k in d:
             click.echo(f"{k}: {d[k]}")
+    if d.get("variants") and not verbose:
+        click.echo("(--verbose: each variant's inputs, outputs, compute and precision report)")
 
 
 def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> None:
