@@ -637,7 +637,7 @@ def test_run_stream_reset_every_n_frames(make_bundle, tmp_path):
     assert result.stdout == ""
     assert result.stderr == "stream ended: 5 frames, 0 bad lines skipped, 2 resets\n"
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert list(rows[0]) == ["frame", "step", "prediction_0", "prediction_1"]
+    assert list(rows[0]) == ["frame", "step", "warmup", "prediction_0", "prediction_1"]
     assert [(int(r["frame"]), int(r["step"])) for r in rows] == [(1, 1), (2, 2), (3, 1), (4, 2), (5, 1)]
     got = np.array([[float(r["prediction_0"]), float(r["prediction_1"])] for r in rows])
     for start in (0, 2, 4):  # each block of two frames starts from a zero state
@@ -654,7 +654,7 @@ def test_run_stream_classifier_csv_output(make_bundle):
                     input="\n".join(csv_line(f) for f in frames) + "\n")
     assert_ok(result)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0]) == ["frame", "step", "label", "class", "p_low", "p_mid", "p_high"]
+    assert list(rows[0]) == ["frame", "step", "warmup", "label", "class", "p_low", "p_mid", "p_high"]
     assert [r["label"] for r in rows] == [spec.labels[int(k)] for k in probabilities.argmax(axis=1)]
     assert_close([[float(r[f"p_{k}"]) for k in spec.labels] for r in rows], probabilities)
 

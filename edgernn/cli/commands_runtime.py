@@ -15,8 +15,17 @@ from edgernn.cli import cli, emit_json
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="windows to predict: .npy (N, T, F) or .csv (one flattened window per row)")
 @click.option("--stream", is_flag=True, help="read frames from stdin (or --input), one per line; answer each at once")
+@click.option("--mode", type=click.Choice(["auto", "sliding", "stateful"]), default="auto", show_default=True,
+              help="--stream: sliding = each output is `run` on the last T frames (T: the training window); "
+                   "stateful = state carried since the last reset (models trained on whole streams); "
+                   "auto = sliding when the model records its training window")
+@click.option("--hop", type=int, default=1, show_default=True, help="--stream: answer every N frames")
+@click.option("--window", "window", type=int, help="--stream: frames per sliding window (default: the training window)")
 @click.option("--output", type=click.Path(path_type=Path), help="write here (.jsonl or .csv) instead of stdout")
-@click.option("--format", "fmt_name", type=click.Choice(["jsonl", "csv"]), help="output format (default: from --output's suffix, else jsonl)")
+@click.option("--output-format", "fmt_name", type=click.Choice(["jsonl", "csv"]),
+              help="output format (default: from --output's suffix, else jsonl)")
+@click.option("--format", "legacy_fmt", type=click.Choice(["jsonl", "csv"]), hidden=True,
+              help="old name of --output-format")
 @click.option("--variant", help="bundle variant to run (default onnx-window-fp32; with --stream its step twin)")
 @click.option("--threads", type=int, default=1, show_default=True, help="inference threads")
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "ai-edge-litert", "tflite-runtime"]),
@@ -29,9 +38,9 @@ from edgernn.cli import cli, emit_json
 @click.option("--lengths", "lengths_path", type=click.Path(path_type=Path),
               help="each window's real length (.npy or one integer per line), for padded windows of models "
               "exported with lengths")
-def run(model, input_path, stream, output, fmt_name, variant, threads, backend, on_error, reset_every,
-        lengths_path):
-    """Predict with a bundle or a bare .onnx file, without torch.
+def run(model, input_path, stream, mode, hop, window, output, fmt_name, legacy_fmt, variant, threads, backend,
+        on_error, reset_every, lengths_path):
+    """Predict with a bundle or a bare .onnx/.tflite file, without torch.
 
     Inputs are in your data's units: the bundle's normalisation is applied, and outputs are
     de-normalised values, or a class label with probabilities.
@@ -39,7 +48,11 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
     \b
     Windows:    edgernn run BUNDLE --input windows.npy --output preds.jsonl
     Streaming:  sensor | edgernn run BUNDLE --stream | consumer
+
+    Streaming records carry the frame number, how many frames the output is based on (step), and
+    warmup: true while that is fewer than the training window.
     """
+    fmt_name = fmt_name or legacy_fmt
     from edgernn.bundle import atomic_write_text
     from edgernn.data import load_inputs
     from edgernn.errors import BadInputError
@@ -49,8 +62,10 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
     fmt_name = fmt_name or ("csv" if output is not None and output.suffix == ".csv" else "jsonl")
     m = load(model, variant=variant, threads=threads, backend=backend)
     if stream:
-        _run_stream(m, input_path, output, fmt_name, on_error, reset_every)
+        _run_stream(m, input_path, output, fmt_name, on_error, reset_every, mode, hop, window)
         return
+    if mode != "auto" or hop != 1 or window is not None:
+        raise BadInputError("--mode, --hop and --window apply to --stream")
     if input_path is None:
         raise BadInputError("give --input FILE with windows to predict, or --stream to read frames from stdin")
     x = read_integers(input_path, "token ids") if m.spec.vocab_size else load_inputs(input_path, input_size=m.spec.input_size)
@@ -125,17 +140,25 @@ def info(model, verbose, as_json):
         click.echo("(--verbose: each variant's inputs, outputs, compute and precision report)")
 
 
-def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> None:
-    from edgernn.runtime.stream_io import run_stream
+def _run_stream(model, input_path, output, fmt_name, on_error, reset_every, mode, hop, window) -> None:
+    from edgernn.runtime.stream import SlidingWindowSession
+    from edgernn.runtime.stream_io import pick_mode, run_stream
 
+    mode, T = pick_mode(model.spec, mode, window)
+    if hop < 1:
+        from edgernn.errors import BadInputError
+
+        raise BadInputError(f"--hop must be at least 1 frame, got {hop}")
     session = model.stream(batch=1)
+    if mode == "sliding":
+        session = SlidingWindowSession(session, T, hop)
     source = open(input_path, encoding="utf-8") if input_path else sys.stdin
     sink = open(output, "w", encoding="utf-8") if output else sys.stdout
     warn = lambda message: click.echo(f"warning: {message}", err=True)  # noqa: E731
     summary = None
     try:
         summary = run_stream(session, source, sink, fmt=fmt_name, on_error=on_error,
-                             reset_every=reset_every, warn=warn)
+                             reset_every=reset_every, warn=warn, window=T, hop=hop)
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly, like other filters
@@ -151,7 +174,7 @@ def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> N
     if summary is not None:
         click.echo(summary.line(), err=True)
     else:
-        click.echo(f"stream interrupted after {session.steps} steps since the last reset", err=True)
+        click.echo("stream interrupted", err=True)
 
 
 def read_integers(path: Path, what: str):
