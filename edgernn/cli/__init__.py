@@ -14,8 +14,16 @@ from edgernn import __version__
 from edgernn.errors import EdgeRnnError
 
 
+# `edgernn --help` lists the commands in the order a model goes through them.
+WORKFLOW = ("train", "export", "validate", "evaluate", "compare", "run", "bench", "verify", "info")
+
+
 class EdgeRnnGroup(click.Group):
     """Turns an EdgeRnnError into one line on stderr and its exit code; never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return [n for n in WORKFLOW if n in names] + [n for n in names if n not in WORKFLOW]
 
     def invoke(self, ctx: click.Context):
         try:
@@ -37,6 +45,7 @@ def cli() -> None:
     \b
     Workstation:  train → export → validate → evaluate → compare
     Device:       run, bench, verify, info   (numpy + onnxruntime only, no torch)
+    Completion:   eval "$(_EDGERNN_COMPLETE=bash_source edgernn)"   (zsh_source, fish_source)
     """
 
 
