@@ -60,7 +60,8 @@ def parse_frame(line: str, features: int) -> np.ndarray:
 
 def pick_mode(spec, mode: str, window: int | None) -> tuple[str, int | None]:
     """``(mode, T)`` for ``--mode auto|sliding|stateful`` and ``--window``: auto slides over the training
-    window when the model records one (and answers once per window, not on every step)."""
+    window when the model records one, and carries the state for a head on every step (sequence to
+    sequence) or a model that records no window."""
     T = window or spec.window
     if window is not None and window < 1:
         raise BadInputError(f"--window must be at least 1 frame, got {window}")
