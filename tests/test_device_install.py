@@ -94,3 +94,14 @@ def test_verify_prints_the_missing_runtime_hint_once(device):
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("which is not installed") == 1, r.stdout
     assert "skipped 8 variants: running a TFLite model needs ai-edge-litert" in r.stdout
+
+
+def test_bench_skips_tflite_variants_with_one_note(device):
+    r = device("bench", BUNDLE, "--repeat", "3", "--cold-runs", "0", "--batch", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    report = json.loads(r.stdout)
+    assert {v["format"] for v in report["variants"]} == {"onnx"} and len(report["variants"]) == 8
+    assert len(report["notes"]) == 1 and report["notes"][0].startswith("skipped tflite-window-fp32, tflite-step-fp32, ")
+    assert report["notes"][0].count("which is not installed") == 1
