@@ -339,6 +339,7 @@ def bench(
     if settings.length is None and spec.window is None:
         report.notes.append(f"the model records no training window: windows of {DEFAULT_LENGTH} steps (set --length)")
 
+    skipped: dict[str, list[str]] = {}  # reason → variants: one note per reason, however many it skips
     for variant in chosen:
         progress(f"benchmarking {variant.name if variant else path.name}")
         try:
@@ -346,7 +347,9 @@ def bench(
         except EdgeRnnError as e:
             if variants or variant is None:  # asked for by name: its failure is the answer
                 raise
-            report.notes.append(f"skipped {variant.name}: {e}")  # e.g. a format this runtime cannot open
+            skipped.setdefault(str(e), []).append(variant.name)  # e.g. a format this runtime cannot open
+    for reason, names in skipped.items():
+        report.notes.append(f"skipped {', '.join(names)}: {reason}")
 
     if cli_cold_start and settings.cold_runs and path.is_dir():
         window_variants = sorted((r for r in report.variants if r.graph == "window"),

@@ -5,7 +5,9 @@ Three kinds of child process, all with this interpreter and the same thread sett
 - **edgernn**: ``import edgernn.runtime``, ``load()`` the variant (sha256 check included), predict one
   window (or take one streaming step) through the public API, print the first value;
 - **bare**: ``import onnxruntime``, open the same ``.onnx`` file, run it once on zeros, print — the
-  least a Python program can do to get an answer from the model: the baseline the ratio is taken to;
+  least a Python program can do to get an answer from the model: the baseline the ratio is taken to.
+  For a ``.tflite`` variant the bare script opens the file with the same TFLite interpreter the
+  runtime picked (``ai-edge-litert`` or ``tflite-runtime``), resizes the inputs and invokes it once;
 - **cli**: ``edgernn run BUNDLE --input one_window.npy`` (``runpy`` of ``python -m edgernn``).
 
 Runs of edgernn (or cli) and bare alternate, and each figure is the median of its runs, so a slow
@@ -74,6 +76,25 @@ feeds = {name: np.zeros(shape, np.float32) for name, shape in json.loads(sys.arg
 print(float(session.run(None, feeds)[0].ravel()[0]), flush=True)
 """
 
+BARE_TFLITE_CHILD = PEAK_RSS_AT_EXIT + """
+import json, sys
+import numpy as np
+if sys.argv[4] == "tflite-runtime":
+    from tflite_runtime.interpreter import Interpreter
+else:
+    from ai_edge_litert.interpreter import Interpreter
+interpreter = Interpreter(model_path=sys.argv[1], num_threads=int(sys.argv[2]))
+shapes = json.loads(sys.argv[3])
+for detail in interpreter.get_input_details():
+    interpreter.resize_tensor_input(detail["index"], shapes[detail["name"]], strict=False)
+interpreter.allocate_tensors()
+for detail in interpreter.get_input_details():
+    interpreter.set_tensor(detail["index"], np.zeros(shapes[detail["name"]], detail["dtype"]))
+interpreter.invoke()
+output = interpreter.get_output_details()[0]
+print(float(interpreter.get_tensor(output["index"]).ravel()[0]), flush=True)
+"""
+
 
 CLI_CHILD = PEAK_RSS_AT_EXIT + """
 import runpy
@@ -117,12 +138,18 @@ def time_to_first_line(argv: list[str]) -> tuple[float, float | None]:
 
 def bare_feeds(model, length: int) -> dict[str, list[int]]:
     """Zero inputs for the bare script: the window ``x`` is ``(1, length, F)``, other free axes are 1."""
+    if model.variant.format == "tflite":
+        details = model.backend.interpreter.get_input_details()
+        # shape_signature keeps the free axes as -1 (shape holds whatever the last resize set)
+        inputs = [(d["name"], [int(n) for n in d.get("shape_signature", d["shape"])]) for d in details]
+    else:
+        inputs = [(i.name, list(i.shape)) for i in model.backend.session.get_inputs()]
     feeds = {}
-    for i in model.backend.session.get_inputs():
-        if i.name == "x":
-            feeds[i.name] = [1, length, model.spec.input_size]
+    for name, shape in inputs:
+        if name == "x":
+            feeds[name] = [1, length, model.spec.input_size][: len(shape)]  # (1, T) token ids, or (1, T, F)
         else:
-            feeds[i.name] = [d if isinstance(d, int) else 1 for d in i.shape]
+            feeds[name] = [d if isinstance(d, int) and d > 0 else 1 for d in shape]
     return feeds
 
 
@@ -142,8 +169,12 @@ def _alternate(ours: list[str], bare: list[str], runs: int) -> ColdStart:
 
 
 def _bare_argv(model, settings: BenchSettings, length: int) -> list[str]:
-    return [sys.executable, "-c", BARE_CHILD, str(model.path), str(settings.threads),
-            json.dumps(bare_feeds(model, length))]
+    """The bare script for the model's format: onnxruntime for .onnx, the same TFLite interpreter for .tflite."""
+    feeds = json.dumps(bare_feeds(model, length))
+    if model.variant.format == "tflite":
+        return [sys.executable, "-c", BARE_TFLITE_CHILD, str(model.path), str(settings.threads), feeds,
+                model.backend.name]
+    return [sys.executable, "-c", BARE_CHILD, str(model.path), str(settings.threads), feeds]
 
 
 def cold_start(path: Path, model, settings: BenchSettings, length: int) -> ColdStart:

@@ -35,6 +35,14 @@ class CheckFailedError(EdgeRnnError):
 class MissingDependencyError(EdgeRnnError):
     """An optional dependency (an extra) is needed for this command."""
 
-    def __init__(self, package: str, extra: str | None, purpose: str):
-        fix = f"pip install 'edgernn[{extra}]'" if extra else f"pip install {package}"
+    def __init__(self, package: str, extra: str | None, purpose: str, fix: str | None = None):
+        fix = fix or (f"pip install 'edgernn[{extra}]'" if extra else f"pip install {package}")
         super().__init__(f"{purpose} needs {package}, which is not installed: {fix}")
+
+
+class MissingDependenciesError(EdgeRnnError):
+    """Packages a command needs are missing: one line each, found before any work started."""
+
+    def __init__(self, lines: list[str]):
+        self.lines = list(lines)
+        super().__init__("\n".join(self.lines))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from edgernn.bundle import read_manifest
-from edgernn.errors import BadInputError
+from edgernn.errors import BadInputError, MissingDependencyError
 from edgernn.metrics import PRIMARY_METRIC, task_metrics
 from edgernn.plots import save_figure
 from edgernn.runtime.model import normalize_input, postprocess
@@ -36,6 +36,8 @@ class VariantScore:
     latency_ms: float  # window latency, batch 1, median
     drop: float = 0.0  # accuracy points lost, or % MSE gained, vs the fp32 variant
     passed: bool = True
+    graph: str = "window"  # window | step (scored as streamed: frame by frame over each window)
+    max_abs_vs_fp32: float = 0.0  # largest |output - fp32 output| (data units, or probabilities)
 
 
 @dataclass
@@ -48,13 +50,16 @@ class EvaluationReport:
     max_drop: float
     samples: int
     scores: list[VariantScore] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"variant", "reason"}: could not run here
+    # variant → |output - fp32 output| over the data, for the plot's histogram (not in to_dict)
+    differences: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
         return all(s.passed for s in self.scores)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self).items() if k != "differences"}
         d["passed"] = self.passed
         return d
 
@@ -119,20 +124,26 @@ def evaluate_bundle(
     report = EvaluationReport(str(bundle), label, spec.head, metric,
                               "accuracy points" if spec.head == "classification" else "% MSE", budget, ds.n)
 
-    runs = []  # (name, precision, format, size, predict(x_raw) -> raw y, window fn for latency)
+    runs = []  # (name, precision, format, size, window fn: normalised (B, T, F) -> {"y": raw y})
     if checkpoint is not None:
         runs.append(_torch_run(checkpoint, spec))
     for v in manifest.variants:
-        if v.graph != "window":
+        try:
+            model = load(bundle, variant=v.name, threads=threads)
+        except MissingDependencyError as e:  # a .tflite variant without a TFLite runtime: as verify and bench do
+            report.skipped.append({"variant": v.name, "reason": str(e)})
             continue
-        model = load(bundle, variant=v.name, threads=threads)
-        runs.append((v.name, v.precision, v.format, v.size, model.window))
+        window_fn = model.window if v.graph == "window" else stepped_window(model)
+        runs.append((v.name, v.precision, v.format, v.size, window_fn))
     x = normalize_input(spec, ds.x)
     reference = None
+    outputs = {}
     for name, precision, fmt, size, window_fn in runs:
         y = np.concatenate([window_fn(x[i : i + 256])["y"] for i in range(0, len(x), 256)])
-        metrics = task_metrics(spec.head, ds.y, postprocess(spec, y).values, spec.output_size)
-        score = VariantScore(name, precision, fmt, metrics, size, _latency_ms(window_fn, x[:1]))
+        outputs[name] = postprocess(spec, y).values
+        metrics = task_metrics(spec.head, ds.y, outputs[name], spec.output_size)
+        graph = "step" if "-step-" in name else "window"
+        score = VariantScore(name, precision, fmt, metrics, size, _latency_ms(window_fn, x[:1]), graph=graph)
         report.scores.append(score)
         if name == REFERENCE_VARIANT:
             reference = metrics
@@ -141,7 +152,23 @@ def evaluate_bundle(
     for s in report.scores:
         s.drop = round(drop_of(spec.head, s.metrics, reference), 3) + 0.0  # reported to 0.001; no "-0.00"
         s.passed = s.drop <= budget
+        report.differences[s.variant] = np.abs(outputs[s.variant] - outputs[REFERENCE_VARIANT]).ravel()
+        s.max_abs_vs_fp32 = float(report.differences[s.variant].max(initial=0.0))
     return report
+
+
+def stepped_window(model):
+    """A step variant as a window function: the step graph run frame by frame over each window from a
+    zero state — what a streaming device computes — returning the last step's output (every step's
+    output for a head on every step)."""
+    from edgernn.runtime.stream import StreamSession
+
+    def window(x: np.ndarray) -> dict[str, np.ndarray]:
+        session = StreamSession(model.spec, model.backend, batch=x.shape[0])
+        ys = [session.step_raw(np.ascontiguousarray(x[:, t])) for t in range(x.shape[1])]  # T × (B, O)
+        return {"y": np.stack(ys, axis=1) if model.spec.head_input == "every_step" else ys[-1]}
+
+    return window
 
 
 def _torch_run(checkpoint: Path, spec):
@@ -164,25 +191,7 @@ def _torch_run(checkpoint: Path, spec):
 
 
 def plot_report(report: EvaluationReport, path: Path) -> None:
-    from edgernn.plots import _plt
+    """The evaluation as a figure (see ``edgernn.plots_evaluate``)."""
+    from edgernn.plots_evaluate import plot_evaluation
 
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=110)
-    for ax, (key, label) in zip(axes, (("size", "file size (KiB)"), ("latency_ms", "window latency, batch 1 (ms)"))):
-        for s in report.scores:
-            xval = s.size / 1024 if key == "size" else s.latency_ms
-            ax.scatter(xval, s.metrics[report.metric], s=30)
-            ax.annotate(s.variant, (xval, s.metrics[report.metric]), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
-        values = [s.metrics[report.metric] for s in report.scores]
-        lo, hi = min(values), max(values)
-        pad = max(hi - lo, 0.02 * max(abs(hi), 1e-12))  # differences of 1e-10 must not look like cliffs
-        ax.set_ylim(lo - pad, hi + pad)
-        ax.ticklabel_format(axis="y", useOffset=False)
-        ax.set_xlabel(label)
-        ax.set_ylabel(report.metric)
-        ax.grid(alpha=0.3)
-    fig.suptitle(f"{report.metric} on {report.data}")
-    fig.tight_layout()
-    save_figure(fig, path)
-    plt.close(fig)
+    plot_evaluation(report, path)

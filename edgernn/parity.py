@@ -85,6 +85,7 @@ class Comparison:
     max_rel: float
     mean_abs: float
     passed: bool
+    tolerance_used: float = float("nan")  # the largest error as a fraction of what the tolerance allows (≤ 1 passes)
     mode: str = "window"  # "window" | "stream"
 
 
@@ -98,6 +99,13 @@ class VariantReport:
     @property
     def passed(self) -> bool:
         return bool(self.comparisons) and all(c.passed for c in self.comparisons)
+
+    def worst_comparison(self) -> Comparison | None:
+        """The comparison that used most of its tolerance (the largest error where none was measured)."""
+        if not self.comparisons:
+            return None
+        return max(self.comparisons, key=lambda c: (c.tolerance_used if c.tolerance_used == c.tolerance_used
+                                                    else -1.0, c.max_abs))
 
     def worst(self, mode: str | None = None) -> dict[str, float]:
         cs = [c for c in self.comparisons if mode is None or c.mode == mode]
@@ -117,17 +125,29 @@ class VariantReport:
 
 
 def compare(got: np.ndarray, want: np.ndarray, tol: Tolerance) -> tuple[float, float, float, bool]:
+    """``(max abs, max rel, mean abs, passed)`` of ``got`` against ``want`` under ``tol``."""
+    return compare_figures(got, want, tol)[:4]
+
+
+def compare_figures(got: np.ndarray, want: np.ndarray, tol: Tolerance) -> tuple[float, float, float, bool, float]:
+    """``compare`` plus the fraction of the tolerance used: the largest ``error / allowed`` (≤ 1 passes)."""
     got = np.asarray(got, np.float64)
     want = np.asarray(want, np.float64)
     if got.shape != want.shape:
-        return float("inf"), float("inf"), float("inf"), False
+        return float("inf"), float("inf"), float("inf"), False, float("inf")
     diff = np.abs(got - want)
     rel = diff / np.maximum(np.abs(want), 1e-6)
     if tol.scale == "range":
-        passed = bool(diff.max(initial=0.0) <= tol.atol + tol.rtol * np.abs(want).max(initial=0.0))
+        allowed = tol.atol + tol.rtol * np.abs(want).max(initial=0.0)
+        passed = bool(diff.max(initial=0.0) <= allowed)
+        used = float(diff.max(initial=0.0) / allowed) if allowed > 0 else float("inf")
     else:
-        passed = bool(np.all(diff <= tol.atol + tol.rtol * np.abs(want)))
-    return float(diff.max()), float(rel.max()), float(diff.mean()), passed
+        allowed = tol.atol + tol.rtol * np.abs(want)
+        passed = bool(np.all(diff <= allowed))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(diff == 0, 0.0, diff / allowed)
+        used = float(ratio.max(initial=0.0))
+    return float(diff.max()), float(rel.max()), float(diff.mean()), passed, used
 
 
 def default_lengths(spec: ModelSpec) -> tuple[int, ...]:
@@ -175,7 +195,7 @@ def window_parity(
                     for output, want in ref.items():
                         if want is None:
                             continue
-                        figures = compare(got.get(output, np.empty(0)), want, report.tolerance)
+                        figures = compare_figures(got.get(output, np.empty(0)), want, report.tolerance)
                         report.comparisons.append(Comparison(name, against, output, batch, length, *figures))
     return reports
 
@@ -259,7 +279,7 @@ def stream_parity(
                     for output, expected in ref.items():
                         if expected is None:
                             continue
-                        figures = compare(got[output], expected, report.tolerance)
+                        figures = compare_figures(got[output], expected, report.tolerance)
                         report.comparisons.append(
                             Comparison(name, against, output, batch, length, *figures, mode="stream"))
     return reports

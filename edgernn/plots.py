@@ -65,19 +65,30 @@ def prediction_vs_truth(y_true: np.ndarray, y_pred: np.ndarray, path: Path, titl
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], path: Path) -> None:
+    """Confusion matrix: rows are true classes, coloured by the share of the row; each cell shows its
+    count and that share, in a colour readable on the cell."""
     from edgernn.metrics import confusion_matrix
 
     plt = _plt()
-    cm = confusion_matrix(y_true, y_pred, len(labels))
-    fig, ax = plt.subplots(figsize=(4.2, 3.8), dpi=110)
-    ax.imshow(cm, cmap="Blues")
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
+    K = len(labels)
+    cm = confusion_matrix(y_true, y_pred, K)
+    share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)  # (K, K): each row sums to 1
+    side = max(4.2, 0.75 * K + 2.2)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side), dpi=110)
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    fontsize = 9 if K <= 8 else 7 if K <= 14 else 5
+    for i in range(K):
+        for j in range(K):
+            colour = "white" if share[i, j] > 0.55 else "black"
+            text = f"{cm[i, j]}\n{100 * share[i, j]:.0f}%" if K <= 14 else str(cm[i, j])
+            ax.text(j, i, text, ha="center", va="center", fontsize=fontsize, color=colour)
+    ax.set_xticks(range(K), labels, rotation=45 if max(map(len, labels)) > 3 else 0, ha="right")
+    ax.set_yticks(range(K), labels)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    accuracy = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(f"test split: accuracy {100 * accuracy:.1f}% ({cm.sum()} windows)", fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)

@@ -12,7 +12,7 @@ from edgernn.errors import BadInputError
 from edgernn.parity import (
     Comparison,
     VariantReport,
-    compare,
+    compare_figures,
     step_through,
     stream_parity,
     torch_window_fn,
@@ -104,5 +104,5 @@ def _probe_parity(manifest, reports: dict[str, VariantReport], window_variants, 
 
 def _record(report: VariantReport, got, expected, batch: int, length: int, mode: str) -> None:
     for output, want in expected.items():
-        figures = compare(got.get(output, np.empty(0)), want, report.tolerance)
+        figures = compare_figures(got.get(output, np.empty(0)), want, report.tolerance)
         report.comparisons.append(Comparison(report.variant, "probe", output, batch, length, *figures, mode=mode))

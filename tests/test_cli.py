@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from conftest import (BIDIRECTIONAL_SPEC, CLASSIFIER_SPEC, REGRESSION_SPEC, random_weights, read_manifest_json,
                       write_manifest_json)
-from edgernn.cli import cli
+from edgernn.cli import cli, fmt
 from edgernn.parity import TOLERANCES
 from edgernn.reference import model_forward
 from edgernn.runtime import load
@@ -305,21 +305,53 @@ def test_validate_with_checkpoint_compares_with_torch(trained_bundle, trained_ru
     assert len(torch_cases) == 3 * 9 and all(c["passed"] for c in torch_cases)
 
 
-def test_validate_text_output(trained_bundle):
+def test_validate_text_output_is_one_line_per_variant(trained_bundle):
     result = invoke("validate", trained_bundle, "--batch", 2, "--length", 5)
     assert_ok(result)
     lines = result.stdout.splitlines()
-    assert lines[0] == "onnx-window-fp32  (fp32; tolerance atol 0.0001, rtol 0.001)"
+    report = json.loads(invoke("validate", trained_bundle, "--batch", 2, "--length", 5, "--json").stdout)
+    assert len(lines) == 1 + len(report["variants"]) + 1  # header, one per variant, verdict
+    assert lines[0].split() == ["variant", "closest", "to", "its", "tolerance", "tolerance", "margin"]
     assert lines[-1] == "parity: passed"
-    assert [line.split()[1:3] for line in lines[1:7]] == [
+    for line, variant in zip(lines[1:-1], report["variants"]):
+        closest = max(variant["comparisons"], key=lambda c: c["tolerance_used"])
+        words = line.split()
+        assert words[:2] == ["ok", variant["variant"]]
+        assert words[2:4] == ["max", "abs"] and words[4] == fmt(closest["max_abs"])
+        assert words[5:8] == [closest["output"], "vs", closest["against"]]
+        tol = variant["tolerance"]
+        assert words[8:12] == ["atol", f"{tol['atol']:g}", "rtol", f"{tol['rtol']:g}"]
+        margin = 1 / closest["tolerance_used"]
+        assert words[-1].endswith("×") and float(words[-1][:-1].replace(",", "")) == pytest.approx(margin, rel=0.05)
+
+
+def test_validate_verbose_lists_every_reference_and_output(trained_bundle):
+    result = invoke("validate", trained_bundle, "--batch", 2, "--length", 5, "--verbose")
+    assert_ok(result)
+    lines = result.stdout.splitlines()
+    assert lines[1].split()[:2] == ["ok", "onnx-window-fp32"]
+    assert [line.split()[1:3] for line in lines[2:8]] == [
         ["numpy", "y"], ["numpy", "h_n"], ["numpy", "c_n"], ["probe", "y"], ["probe", "h_n"], ["probe", "c_n"]]
-    assert all(line.endswith("over 1 cases  ok") for line in lines[1:7])  # one batch × one length; one probe
-    assert lines[7] == "onnx-step-fp32  (fp32; tolerance atol 0.0001, rtol 0.001)"
-    assert [line.split()[1:3] for line in lines[8:-1]] == [
+    assert all(line.endswith("over 1 cases  ok") for line in lines[2:8])  # one batch × one length; one probe
+    assert lines[8].split()[:2] == ["ok", "onnx-step-fp32"]
+    assert [line.split()[1:3] for line in lines[9:-1]] == [
         ["numpy", "y_every_step"], ["numpy", "y_last_step"], ["numpy", "h_n"], ["numpy", "c_n"],
         ["probe", "h_n"], ["probe", "c_n"], ["probe", "y"],
         ["window", "y_last_step"], ["window", "h_n"], ["window", "c_n"]]
-    assert all(line.endswith("  ok") for line in lines[8:-1])
+    assert all(line.endswith("  ok") for line in lines[9:-1])
+
+
+def test_tolerance_used_is_the_largest_error_over_what_is_allowed():
+    from edgernn.parity import Tolerance, compare_figures
+
+    want = np.array([1.0, -10.0, 0.0])
+    got = want + np.array([0.002, 0.005, -0.0005])
+    element = compare_figures(got, want, Tolerance(atol=0.001, rtol=0.01))
+    # allowed per element: 0.011, 0.101, 0.001 → used 0.002/0.011, 0.005/0.101, 0.0005/0.001
+    assert element[3] is True and element[4] == pytest.approx(0.5)
+    ranged = compare_figures(got, want, Tolerance(atol=0.001, rtol=0.01, scale="range"))
+    assert ranged[4] == pytest.approx(0.005 / (0.001 + 0.01 * 10.0))
+    assert compare_figures(got[:2], want, Tolerance(0.1, 0.1))[3:] == (False, float("inf"))
 
 
 def corrupt_weights(bundle: Path, initializer: str = "W_hh_l0", delta: float = 0.5) -> None:
@@ -605,7 +637,7 @@ def test_run_stream_reset_every_n_frames(make_bundle, tmp_path):
     assert result.stdout == ""
     assert result.stderr == "stream ended: 5 frames, 0 bad lines skipped, 2 resets\n"
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert list(rows[0]) == ["frame", "step", "prediction_0", "prediction_1"]
+    assert list(rows[0]) == ["frame", "step", "warmup", "prediction_0", "prediction_1"]
     assert [(int(r["frame"]), int(r["step"])) for r in rows] == [(1, 1), (2, 2), (3, 1), (4, 2), (5, 1)]
     got = np.array([[float(r["prediction_0"]), float(r["prediction_1"])] for r in rows])
     for start in (0, 2, 4):  # each block of two frames starts from a zero state
@@ -622,7 +654,7 @@ def test_run_stream_classifier_csv_output(make_bundle):
                     input="\n".join(csv_line(f) for f in frames) + "\n")
     assert_ok(result)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert list(rows[0]) == ["frame", "step", "label", "class", "p_low", "p_mid", "p_high"]
+    assert list(rows[0]) == ["frame", "step", "warmup", "label", "class", "p_low", "p_mid", "p_high"]
     assert [r["label"] for r in rows] == [spec.labels[int(k)] for k in probabilities.argmax(axis=1)]
     assert_close([[float(r[f"p_{k}"]) for k in spec.labels] for r in rows], probabilities)
 

@@ -27,13 +27,14 @@ def quantized_bundle(trained_run, tmp_path_factory) -> Path:
     return out
 
 
-def test_evaluate_scores_every_window_variant_on_the_training_test_split(quantized_bundle, trained_run, tmp_path):
+def test_evaluate_scores_every_variant_on_the_training_test_split(quantized_bundle, trained_run, tmp_path):
     result = invoke("evaluate", quantized_bundle, "--checkpoint", trained_run, "--json", "--plot", tmp_path / "e.png",
                     "--max-drop", "1000")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     scores = {s["variant"]: s for s in report["scores"]}
-    assert set(scores) == {"pytorch-fp32", "onnx-window-fp32", "onnx-window-fp16", "onnx-window-int8-weights"}
+    assert set(scores) == {"pytorch-fp32", *(f"onnx-{graph}-{p}" for graph in ("window", "step")
+                                             for p in ("fp32", "fp16", "int8-weights"))}
     assert (tmp_path / "e.png").stat().st_size > 1000
 
     # an independent recomputation: the same test split, predicted through the runtime, MSE by hand
@@ -43,6 +44,12 @@ def test_evaluate_scores_every_window_variant_on_the_training_test_split(quantiz
     assert report["samples"] == test.n
     for name in ("onnx-window-fp32", "onnx-window-int8-weights"):
         pred = load(quantized_bundle, variant=name).predict(test.x).values
+        mse = float(np.mean((pred - test.y) ** 2))
+        assert scores[name]["metrics"]["mse"] == pytest.approx(mse, rel=1e-6)
+    # step graphs are scored as a streaming device runs them: frame by frame over each window, from zero state
+    for name in ("onnx-step-fp32", "onnx-step-int8-weights"):
+        session = load(quantized_bundle, variant=name).stream(batch=test.n)
+        pred = [session.step(test.x[:, t]).values for t in range(test.x.shape[1])][-1]
         mse = float(np.mean((pred - test.y) ** 2))
         assert scores[name]["metrics"]["mse"] == pytest.approx(mse, rel=1e-6)
     fp32 = scores["onnx-window-fp32"]["metrics"]["mse"]

@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install edgernn with everything the tests and the demo need.
-# torch is pinned to the CPU build: an unpinned torch pulls a multi-GB CUDA build.
+#
+# torch: pinned to 2.13.0. By default pip looks on its configured index (this project's CI machines
+# have the CPU build there). On a machine of your own, an unpinned or PyPI torch is the multi-GB
+# CUDA build; point TORCH_INDEX_URL at PyTorch's CPU wheel index to get the CPU build instead:
+#   TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu bash tools/setup_env.sh
+# (or at https://download.pytorch.org/whl/cu126 etc. for a given CUDA build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
-python -m pip install --quiet "torch==2.13.0" -e ".[dev,tflite]"
+if [ -n "${TORCH_INDEX_URL:-}" ]; then
+  # torch (and only torch) from that index; everything else from the usual one
+  python -m pip install --quiet "torch==$TORCH_VERSION" --index-url "$TORCH_INDEX_URL"
+fi
+python -m pip install --quiet "torch==$TORCH_VERSION" -e ".[dev,tflite]"
 
 # ONNX's own backend test vectors for the LSTM/GRU/RNN operators (tests/test_any_onnx.py). The onnx
 # wheels up to 1.22 ship them under onnx/backend/test/data/node; newer ones do not. Unpacked into the

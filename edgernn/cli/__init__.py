@@ -25,6 +25,10 @@ def debug_wanted(ctx: click.Context | None = None) -> bool:
     return flag or os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
+# `edgernn --help` lists the commands in the order a model goes through them.
+WORKFLOW = ("train", "export", "validate", "evaluate", "compare", "run", "bench", "verify", "info")
+
+
 class EdgeRnnGroup(click.Group):
     """Turns an EdgeRnnError into one line on stderr and its exit code; never a traceback.
 
@@ -41,13 +45,18 @@ class EdgeRnnGroup(click.Group):
             click.echo(f"error: {_usage_line(e, ctx)}", err=True)
             ctx.exit(e.exit_code)
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return [n for n in WORKFLOW if n in names] + [n for n in names if n not in WORKFLOW]
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except EdgeRnnError as e:
             if debug_wanted(ctx):
                 raise
-            click.echo(f"error: {e}", err=True)
+            for line in str(e).splitlines() or [""]:  # one line; one per package for missing dependencies
+                click.echo(f"error: {line}", err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -104,6 +113,7 @@ def cli(debug: bool) -> None:
     \b
     Workstation:  train → export → validate → evaluate → compare
     Device:       run, bench, verify, info   (numpy + onnxruntime only, no torch)
+    Completion:   eval "$(_EDGERNN_COMPLETE=bash_source edgernn)"   (zsh_source, fish_source)
     """
 
 

@@ -93,7 +93,7 @@ def render(report) -> str:
         rows = [[name, f"{c.seconds * 1e3:.0f} ms", f"{c.bare_seconds * 1e3:.0f} ms", _ratio(c.ratio_to_bare),
                  _mib(c.peak_rss_mib), _mib(c.bare_peak_rss_mib)] for name, c in colds]
         title = (f"Cold start: fresh process, spawn to first output, median of {s.cold_runs} "
-                 "(bare script: import onnxruntime, open the file, run once)")
+                 "(bare script: import onnxruntime, or the TFLite interpreter for .tflite, open the file, run once)")
         out += ["", _table(title, header, rows)]
     out += [f"note: {n}" for n in report.notes]
     return "\n".join(out)
@@ -119,7 +119,8 @@ def bench(bundle, variants, threads, batch, length, repeat, cold_runs, checkpoin
 
     Window graphs: latency at batch 1 and --batch (p50/p90/p99) and windows per second. Step graphs:
     the streaming step through the Python API. Cold start: a fresh process from spawn to its first
-    prediction, beside a bare script that imports onnxruntime and runs the same file. Timings are
+    prediction, beside a bare script that imports onnxruntime (or the TFLite interpreter) and runs the
+    same file. Timings are
     noisy: compare figures from the same run.
     """
     from edgernn.bench import BenchSettings, bench as run_bench

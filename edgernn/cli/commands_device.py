@@ -10,7 +10,7 @@ from edgernn.cli import cli, emit_json, fmt
 from edgernn.cli.options import THREADS
 
 
-def _print_report(report) -> None:
+def _print_report(report, verbose: bool = False) -> None:
     rt = report.runtime
     packages = ", ".join(f"{k} {rt[k]}" for k in ("onnxruntime", "ai-edge-litert", "tflite-runtime", "numpy") if k in rt)
     click.echo(f"bundle   {report.bundle}")
@@ -20,8 +20,13 @@ def _print_report(report) -> None:
         click.echo("exported " + ", ".join(f"{k} {v}" for k, v in ew.items()))
     if report.target:
         click.echo(f"target   {report.target.get('runtime', '')}")
-    click.echo("files")
-    for f in report.files:
+    ok = [f for f in report.files if f.status == "ok"]
+    if not verbose and ok:
+        click.echo(f"files    {len(ok)} of {len(report.files)} match the manifest's sha256"
+                   + ("" if len(ok) == len(report.files) else "; not these:"))
+    else:
+        click.echo("files")
+    for f in report.files if verbose else [f for f in report.files if f.status != "ok"]:
         size = f"{f.size / 1024:8.1f} KiB" if f.size is not None else " " * 12
         if f.status == "missing":
             detail = "listed in the manifest but not in the folder"
@@ -43,8 +48,14 @@ def _print_report(report) -> None:
             click.echo(f"{head} max abs  {figures}  {tol}")
         else:
             click.echo(head.rstrip())
-        if v.reason:
+        if v.reason and v.status != "skipped":
             click.echo(f"           {v.reason}")
+    skipped: dict[str, list[str]] = {}  # one line per reason, however many variants it skips
+    for v in report.variants:
+        if v.status == "skipped":
+            skipped.setdefault(v.reason, []).append(v.variant)
+    for reason, names in skipped.items():
+        click.echo(f"skipped {len(names)} variant{'s' if len(names) > 1 else ''}: {reason}")
     click.echo("verify: " + ("passed" if report.passed else "FAILED"))
 
 
@@ -54,8 +65,9 @@ def _print_report(report) -> None:
 @click.option("--threads", type=THREADS, help="onnxruntime intra-op threads")
 @click.option("--save-outputs", type=click.Path(path_type=Path),
               help="also write every variant's probe outputs to this .npz (to compare devices)")
+@click.option("--verbose", "-v", is_flag=True, help="list every file with its checksum")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
-def verify(bundle, variants, threads, save_outputs, as_json):
+def verify(bundle, variants, threads, save_outputs, verbose, as_json):
     """Check a bundle on this device: file checksums, runtime versions, and a self-test.
 
     The self-test runs the inputs stored in the manifest at export time through every variant
@@ -75,7 +87,7 @@ def verify(bundle, variants, threads, save_outputs, as_json):
     if as_json:
         emit_json(report.to_dict())
     else:
-        _print_report(report)
+        _print_report(report, verbose)
     if sink is not None:
         from edgernn.bundle import atomic_write_bytes
         import io

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from edgernn import dependencies
 from edgernn.cli import cli, emit_json, fmt, stderr_is_tty
+from edgernn.cli.options import bundle_has_tflite, split_list
 from edgernn.cli.export_module import module_options
 from edgernn.cli.options import (
     LAYERS,
@@ -22,6 +24,7 @@ from edgernn.cli.options import (
     data_source,
 )
 from edgernn.cli.train_scale import apply_scale, scale_options
+from edgernn.dependencies import require
 
 
 @cli.command()
@@ -43,6 +46,7 @@ from edgernn.cli.train_scale import apply_scale, scale_options
 def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num_layers, bidirectional, dropout,
           epochs, batch_size, lr, patience, n, seed, threads, out, as_json, quiet, **scale):
     """Train an LSTM/GRU on a built-in task or your own data; write a checkpoint, metrics and plots."""
+    require("train", dependencies.TRAIN)
     from edgernn.nn.train import TrainConfig, check_config, train as run_training
 
     source = None if scale["resume"] else data_source(task, data_path, head, window, horizon, stride, n, seed)
@@ -97,6 +101,7 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
     model.step.int8-static.onnx, ...), each validated with its own tolerance and listed in the
     manifest with a precision report of every weight.
     """
+    require("export", dependencies.export_needs(split_list(formats), split_list(precisions)))
     from edgernn.export import export_checkpoint
     from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
     from edgernn.quantize import parse_precisions
@@ -136,6 +141,39 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
             click.echo(f"  refused {r['variant']}: {r['reason']}")
 
 
+def parity_line(r) -> str:
+    """One variant of a parity report: verdict, worst error, tolerance, margin."""
+    c = r.worst_comparison()
+    tol = r.tolerance
+    tolerance = f"atol {tol.atol:g} rtol {tol.rtol:g}" + (" (range)" if tol.scale == "range" else "")
+    if c is None:
+        return f"  FAIL  {r.variant:<26} nothing was compared"
+    used = c.tolerance_used
+    if used != used:  # not measured
+        margin = ""
+    elif used == 0:
+        margin = "exact"
+    elif used <= 1:
+        margin = f"{1 / used:,.0f}×" if used <= 0.1 else f"{1 / used:.2g}×"
+    else:
+        margin = f"{used:.3g}× over"
+    where = f"{c.output} vs {c.against}"
+    return (f"  {'ok' if r.passed else 'FAIL':<4}  {r.variant:<26} max abs {fmt(c.max_abs):>9}  {where:<22} "
+            f"{tolerance:<28} {margin}").rstrip()
+
+
+def _print_parity_details(r) -> None:
+    for against in sorted({c.against for c in r.comparisons}):
+        for output in dict.fromkeys(c.output for c in r.comparisons):
+            cs = [c for c in r.comparisons if c.against == against and c.output == output]
+            if not cs:
+                continue
+            ok = all(c.passed for c in cs)
+            click.echo(f"        vs {against:<6} {output:<12} max abs {fmt(max(c.max_abs for c in cs)):>9}  "
+                       f"max rel {fmt(max(c.max_rel for c in cs)):>9}  mean abs {fmt(max(c.mean_abs for c in cs)):>9}"
+                       f"  over {len(cs)} cases  {'ok' if ok else 'FAIL'}")
+
+
 @cli.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--checkpoint", type=click.Path(path_type=Path), help="also compare with PyTorch on these weights")
@@ -145,14 +183,21 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
 @click.option("--warn-only", is_flag=True, help="report failures but exit 0")
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="an ONNX file's inputs by name (.npz; .npy/.csv for one input); default: drawn at random")
+@click.option("--verbose", "-v", is_flag=True, help="every reference and output, not only each variant's worst")
 @click.option("--json", "as_json", is_flag=True)
-def validate(bundle, checkpoint, batches, lengths, seed, warn_only, input_path, as_json):
+def validate(bundle, checkpoint, batches, lengths, seed, warn_only, input_path, verbose, as_json):
     """Check every variant of a bundle against the NumPy reference (and PyTorch with --checkpoint),
     or every LSTM/GRU/RNN node of any ONNX file (BUNDLE is a .onnx file) against the ONNX operator
     equations in NumPy, on the inputs each node gets in the running graph.
 
-    Exit code 0 when everything is within its precision's tolerance, 1 otherwise.
+    One line per variant: its worst error, where it was, the precision's tolerance and the margin
+    (how many times larger the error could be and still pass); --verbose for every comparison.
+    Exit code 0 when every variant is within its precision's tolerance, 1 otherwise.
     """
+    needs = list(dependencies.VALIDATE) + (list(dependencies.CHECKPOINT) if checkpoint else [])
+    if bundle_has_tflite(bundle):
+        needs.append(dependencies.TFLITE_RUNTIME)
+    require("validate", needs, {dependencies.TFLITE_RUNTIME: "the bundle's .tflite variants"})
     from edgernn.errors import CheckFailedError
     from edgernn.validate import validate_bundle
 
@@ -166,17 +211,11 @@ def validate(bundle, checkpoint, batches, lengths, seed, warn_only, input_path, 
     if as_json:
         emit_json({"bundle": str(bundle), "passed": passed, "variants": [r.to_dict() for r in reports]})
     else:
+        click.echo(f"{'':8}{'variant':<26} {'closest to its tolerance':<41} {'tolerance':<28} margin")
         for r in reports:
-            click.echo(f"{r.variant}  ({r.precision}; tolerance atol {r.tolerance.atol:g}, rtol {r.tolerance.rtol:g})")
-            for against in sorted({c.against for c in r.comparisons}):
-                for output in dict.fromkeys(c.output for c in r.comparisons):
-                    cs = [c for c in r.comparisons if c.against == against and c.output == output]
-                    if not cs:
-                        continue
-                    ok = all(c.passed for c in cs)
-                    click.echo(f"  vs {against:<6} {output:<12} max abs {fmt(max(c.max_abs for c in cs)):>9}  "
-                               f"max rel {fmt(max(c.max_rel for c in cs)):>9}  mean abs {fmt(max(c.mean_abs for c in cs)):>9}"
-                               f"  over {len(cs)} cases  {'ok' if ok else 'FAIL'}")
+            click.echo(parity_line(r))
+            if verbose:
+                _print_parity_details(r)
         click.echo("parity: " + ("passed" if passed else "FAILED"))
     if not passed and not warn_only:
         raise CheckFailedError("parity check failed for: " + ", ".join(r.variant for r in reports if not r.passed))

@@ -8,6 +8,8 @@ import click
 
 from edgernn.cli import cli, emit_json, fmt
 from edgernn.cli.options import LAYERS, NON_NEGATIVE_FLOAT, POSITIVE, SIZE, THREADS, data_options, data_source
+from edgernn import dependencies
+from edgernn.dependencies import require
 
 
 @cli.command()
@@ -23,8 +25,12 @@ from edgernn.cli.options import LAYERS, NON_NEGATIVE_FLOAT, POSITIVE, SIZE, THRE
 def evaluate(bundle, data_path, checkpoint, max_drop, plot, threads, as_json):
     """Task metric of every variant on test data, beside float; exit 1 if one drops too far.
 
-    Classifiers: accuracy and macro-F1. Regression and forecasting: MSE, MAE, R².
+    Classifiers: accuracy and macro-F1. Regression and forecasting: MSE, MAE, R². Step variants are
+    scored as a streaming device runs them: the step graph frame by frame over each window. Variants
+    this machine cannot run (.tflite without a TFLite runtime) are skipped and listed.
     """
+    require("evaluate", [*(dependencies.CHECKPOINT if checkpoint else ()), *(("matplotlib",) if plot else ())],
+            {"matplotlib": "--plot", "torch": "--checkpoint", "safetensors": "--checkpoint"})
     from edgernn.errors import CheckFailedError
     from edgernn.evaluate import evaluate_bundle, plot_report
 
@@ -40,11 +46,22 @@ def evaluate(bundle, data_path, checkpoint, max_drop, plot, threads, as_json):
         for s in report.scores:
             click.echo(f"{s.variant:<26}" + "".join(f"{fmt(s.metrics[k]):>10}" for k in keys)
                        + f"{s.drop:>9.2f}{s.size / 1024:>10.1f}{s.latency_ms:>10.3f}" + ("" if s.passed else "  FAIL"))
+        _print_skipped(report.skipped)
         if plot:
             click.echo(f"plot: {plot}")
     if not report.passed:
         raise CheckFailedError("accuracy dropped beyond the budget for: "
                                + ", ".join(s.variant for s in report.scores if not s.passed))
+
+
+def _print_skipped(skipped: list[dict[str, str]]) -> None:
+    """One line per reason (not per variant): ``skipped tflite-window-fp32, …: running a TFLite model needs …``."""
+    by_reason: dict[str, list[str]] = {}
+    for s in skipped:
+        by_reason.setdefault(s["reason"], []).append(s["variant"])
+    for reason, names in by_reason.items():
+        which = ", ".join(names) if len(names) <= 2 else f"{names[0]} … {names[-1]}"
+        click.echo(f"skipped {len(names)} variant{'s' if len(names) > 1 else ''} ({which}): {reason}")
 
 
 @cli.command()
@@ -64,6 +81,7 @@ def compare(task, data_path, head, window, horizon, stride, n, seed, hidden_size
     One table: parameters, training time, test metric in fp32 and int8, file sizes, window and
     streaming-step latency.
     """
+    require("compare", dependencies.COMPARE)
     from edgernn.cli import stderr_is_tty
     from edgernn.compare import compare_cells, plot_comparison
     from edgernn.nn.train import TrainConfig, check_config

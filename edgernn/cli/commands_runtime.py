@@ -17,8 +17,17 @@ from edgernn.errors import BadInputError
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="windows to predict: .npy (N, T, F) or .csv (one flattened window per row)")
 @click.option("--stream", is_flag=True, help="read frames from stdin (or --input), one per line; answer each at once")
+@click.option("--mode", type=click.Choice(["auto", "sliding", "stateful"]), default="auto", show_default=True,
+              help="--stream: sliding = each output is `run` on the last T frames (T: the training window); "
+                   "stateful = state carried since the last reset (models trained on whole streams); "
+                   "auto = sliding when the model records its training window")
+@click.option("--hop", type=int, default=1, show_default=True, help="--stream: answer every N frames")
+@click.option("--window", "window", type=int, help="--stream: frames per sliding window (default: the training window)")
 @click.option("--output", type=click.Path(path_type=Path), help="write here (.jsonl or .csv) instead of stdout")
-@click.option("--format", "fmt_name", type=click.Choice(["jsonl", "csv"]), help="output format (default: from --output's suffix, else jsonl)")
+@click.option("--output-format", "fmt_name", type=click.Choice(["jsonl", "csv"]),
+              help="output format (default: from --output's suffix, else jsonl)")
+@click.option("--format", "legacy_fmt", type=click.Choice(["jsonl", "csv"]), hidden=True,
+              help="old name of --output-format")
 @click.option("--variant", help="bundle variant to run (default onnx-window-fp32; with --stream its step twin)")
 @click.option("--threads", type=THREADS, default=1, show_default=True, help="inference threads")
 @click.option("--backend", type=click.Choice(["auto", "onnxruntime", "ai-edge-litert", "tflite-runtime"]),
@@ -33,9 +42,9 @@ from edgernn.errors import BadInputError
               "exported with lengths")
 @click.option("--precision", "digits", type=click.IntRange(0, 17),
               help="round every output to this many decimals (default: full precision)")
-def run(model, input_path, stream, output, fmt_name, variant, threads, backend, on_error, reset_every,
-        lengths_path, digits):
-    """Predict with a bundle or a bare .onnx file, without torch.
+def run(model, input_path, stream, mode, hop, window, output, fmt_name, legacy_fmt, variant, threads, backend,
+        on_error, reset_every, lengths_path, digits):
+    """Predict with a bundle or a bare .onnx/.tflite file, without torch.
 
     Inputs are in your data's units: the bundle's normalisation is applied, and outputs are
     de-normalised values, or a class label with probabilities.
@@ -44,7 +53,11 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
     Windows:    edgernn run BUNDLE --input windows.npy --output preds.jsonl
     Streaming:  sensor | edgernn run BUNDLE --stream | consumer
     Any ONNX:   edgernn run model.onnx --input inputs.npz --output outputs.npz   (inputs and outputs by name)
+
+    Streaming records carry the frame number, how many frames the output is based on (step), and
+    warmup: true while that is fewer than the training window.
     """
+    fmt_name = fmt_name or legacy_fmt
     from edgernn.bundle import atomic_write_text
     from edgernn.data import load_inputs
     from edgernn.runtime import load
@@ -63,8 +76,10 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
         raise BadInputError("stdout is closed: give --output FILE for the predictions")
     m = load(model, variant=variant, threads=threads, backend=backend)
     if stream:
-        _run_stream(m, input_path, output, fmt_name, on_error, reset_every)
+        _run_stream(m, input_path, output, fmt_name, on_error, reset_every, mode, hop, window)
         return
+    if mode != "auto" or hop != 1 or window is not None:
+        raise BadInputError("--mode, --hop and --window apply to --stream")
     if input_path is None:
         raise BadInputError("give --input FILE with windows to predict, or --stream to read frames from stdin")
     x = read_integers(input_path, "token ids") if m.spec.vocab_size else load_inputs(input_path, input_size=m.spec.input_size)
@@ -80,9 +95,10 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
 
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
+@click.option("--verbose", "-v", is_flag=True, help="each variant's inputs, outputs, compute and precision report")
 @click.option("--json", "as_json", is_flag=True)
-def info(model, as_json):
-    """Describe a bundle or an ONNX file: model spec, variants, inputs and outputs."""
+def info(model, verbose, as_json):
+    """Describe a bundle or a model file: the model, and one line per variant (--verbose for the rest)."""
     from edgernn.info import describe
 
     d = describe(model)
@@ -108,7 +124,13 @@ def info(model, as_json):
         click.echo("streaming: " + ("yes (step graph)" if s.get("supported") else f"no — {s.get('reason', '')}"))
     for v in d.get("variants", []):
         parity = f"  parity max abs {v['parity']['max_abs']:.2g}" if v.get("parity") else ""
-        click.echo(f"  {v['name']:<26} {v['file']:<28} {v['size'] / 1024:8.1f} KiB  opset {v.get('opset')}{parity}")
+        opset = f"  opset {v['opset']}" if v.get("opset") is not None else ""
+        needs = f"  needs {', '.join(v['requires'])}" if v.get("requires") else ""
+        latency = (d.get("precision_info", {}).get(v["name"]) or {}).get("latency") or {}
+        speed = f"  {latency['vs_fp32']:.2f}× fp32 time" if isinstance(latency.get("vs_fp32"), (int, float)) else ""
+        click.echo(f"  {v['name']:<26} {v['file']:<30} {v['size'] / 1024:8.1f} KiB{opset}{parity}{speed}{needs}")
+        if not verbose:
+            continue
         for t in v.get("inputs", []):
             click.echo(f"      in  {t['name']:<6} {tuple(t['shape'])}")
         for t in v.get("outputs", []):
@@ -154,6 +176,9 @@ def info(model, as_json):
     if d.get("onnxruntime"):
         click.echo(f"onnxruntime: {d['onnxruntime']}")
 
+    if d.get("variants") and not verbose:
+        click.echo("(--verbose: each variant's inputs, outputs, compute and precision report)")
+
 
 def _run_graph(graph, *, input_path, stream, output, fmt_name, variant, lengths_path, digits, backend) -> None:
     """An ONNX file edgernn did not write: every input by name in, every output by name out, full precision."""
@@ -179,19 +204,27 @@ def _run_graph(graph, *, input_path, stream, output, fmt_name, variant, lengths_
         click.echo(f"wrote {', '.join(outputs)} to {output}", err=True)
 
 
-def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> None:
+def _run_stream(model, input_path, output, fmt_name, on_error, reset_every, mode, hop, window) -> None:
     """Frames from ``--input`` or stdin, answers to ``--output`` or stdout. An existing ``--output`` file is
     replaced only once the stream has answered a frame (or ended cleanly), never by a stream that failed first."""
-    from edgernn.runtime.stream_io import OutputOnFirstWrite, run_stream
+    from edgernn.runtime.stream import SlidingWindowSession
+    from edgernn.runtime.stream_io import pick_mode, run_stream
 
+    mode, T = pick_mode(model.spec, mode, window)
+    if hop < 1:
+        from edgernn.errors import BadInputError
+
+        raise BadInputError(f"--hop must be at least 1 frame, got {hop}")
     session = model.stream(batch=1)
+    if mode == "sliding":
+        session = SlidingWindowSession(session, T, hop)
     source = _open_frames(input_path)
     sink = _open_output(output) if output else sys.stdout
     warn = lambda message: click.echo(f"warning: {message}", err=True)  # noqa: E731
     summary, finished = None, False
     try:
         summary = run_stream(session, source, sink, fmt=fmt_name, on_error=on_error,
-                             reset_every=reset_every, warn=warn)
+                             reset_every=reset_every, warn=warn, window=T, hop=hop)
         finished = True
     except KeyboardInterrupt:
         pass
@@ -207,7 +240,7 @@ def _run_stream(model, input_path, output, fmt_name, on_error, reset_every) -> N
     if summary is not None:
         click.echo(summary.line(), err=True)
     else:
-        click.echo(f"stream interrupted after {session.steps} steps since the last reset", err=True)
+        click.echo("stream interrupted", err=True)
 
 
 def _open_frames(input_path: Path | None):

@@ -55,6 +55,11 @@ def module_options(command):
                 raise BadInputError("give a CHECKPOINT folder, or your own model with --module FILE.py:NAME "
                                     "--input-shape B,T,F")
             return command(*args, best_effort=mine["best_effort"], **kwargs)
+        from edgernn.cli.options import split_list
+        from edgernn.dependencies import export_needs, require
+
+        require("export --module", ["torch", *export_needs(split_list(kwargs.get("formats")),
+                                                           split_list(kwargs.get("precisions")), checkpoint=False)])
         return run(**mine, **kwargs)
 
     params = export.__dict__.setdefault("__click_params__", [])

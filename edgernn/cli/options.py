@@ -67,3 +67,20 @@ def data_source(task, data_path, head, window, horizon, stride, n, seed):
 
     return DataSource(task=task, path=str(data_path) if data_path else None, head=head, window=window,
                       horizon=horizon, stride=stride, n=n, seed=seed)
+
+
+def split_list(value: str | None) -> list[str]:
+    """``"onnx, tflite"`` → ``["onnx", "tflite"]``; None → []."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def bundle_has_tflite(bundle: Path) -> bool:
+    """Whether a bundle folder's manifest lists a .tflite variant (False for anything unreadable: the
+    command itself then says what is wrong with it)."""
+    import json
+
+    try:
+        manifest = json.loads((Path(bundle) / "manifest.json").read_text(encoding="utf-8"))
+        return any(v.get("format") == "tflite" for v in manifest.get("variants", []))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return False

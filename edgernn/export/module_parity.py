@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from edgernn.export.module_lint import ModuleFacts, batch_first_numpy, probe_inputs
-from edgernn.parity import TOLERANCES, Comparison, VariantReport, compare, step_through
+from edgernn.parity import TOLERANCES, Comparison, VariantReport, compare_figures, step_through
 from edgernn.spec import ModelSpec
 
 
@@ -87,7 +87,7 @@ def bundle_parity(
     reports = {name: VariantReport(name, prec, TOLERANCES[prec]) for name, (prec, _) in {**windows, **steps}.items()}
 
     def record(name: str, against: str, output: str, got, want, batch: int, length: int, mode: str) -> None:
-        figures = compare(got, want, reports[name].tolerance)
+        figures = compare_figures(got, want, reports[name].tolerance)
         reports[name].comparisons.append(Comparison(name, against, output, batch, length, *figures, mode=mode))
 
     every = spec.head_input == "every_step"

@@ -104,7 +104,9 @@ def site_statistics(spec: ModelSpec, scan_fp32: onnx.ModelProto, windows: np.nda
     probe.CopyFrom(scan_fp32)
     known = {o.name for o in probe.graph.output}
     probe.graph.output.extend(helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names if n not in known)
-    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the probe's extra outputs draw shape-inference warnings; errors only
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
     lo = dict.fromkeys(names, np.inf)
     hi = dict.fromkeys(names, -np.inf)
     gram = {name: np.zeros((0, 0)) for name in names}

@@ -19,6 +19,7 @@ class OnnxBackend:
             import onnxruntime as ort
         except ImportError:
             raise MissingDependencyError("onnxruntime", None, "running an ONNX model") from None
+        ort.set_default_logger_severity(3)  # errors only: no coloured warnings from the environment
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

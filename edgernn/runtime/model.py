@@ -116,6 +116,9 @@ def normalize_input(spec: ModelSpec, x: np.ndarray) -> np.ndarray:
 
 
 class Model:
+    """A loaded model: ``predict`` windows; ``stream`` (state carried) or ``sliding`` (last T frames)
+    one frame at a time. ``spec`` describes the model, ``variant`` the file that runs."""
+
     def __init__(self, spec: ModelSpec, variant: Variant, path: Path, backend, manifest: Manifest | None,
                  threads: int | None = None):
         self.spec, self.variant, self.path, self.backend, self.manifest = spec, variant, path, backend, manifest
@@ -153,6 +156,17 @@ class Model:
         step = self.manifest.variant(name)
         file = check_file(self.path.parent, step)
         return StreamSession(self.spec, open_backend(file, step.format, self.threads, self.backend_choice), batch)
+
+    def sliding(self, window: int | None = None, hop: int = 1):
+        """A SlidingWindowSession: one frame at a time, each answer as ``predict`` on the last ``window``
+        frames (default: the training window), every ``hop`` frames. What ``run --stream`` does for a
+        model trained on windows; ``stream()`` carries the state instead."""
+        from edgernn.runtime.stream import SlidingWindowSession
+
+        window = window or self.spec.window
+        if not window:
+            raise BadInputError("this model records no training window: give sliding(window=N)")
+        return SlidingWindowSession(self.stream(batch=1), window, hop)
 
     def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> Prediction:
         """Windows ``(N, T, F)`` in data units (or token ids ``(N, T)``); ``lengths`` (N,) for padded windows."""

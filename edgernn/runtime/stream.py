@@ -82,23 +82,78 @@ class StreamSession:
     def step(self, frame) -> Prediction:
         """Advance with one frame per stream, ``(F,)`` or ``(B, F)`` in data units (a token id per stream
         for a model with an Embedding in front)."""
+        return postprocess(self.spec, self.step_raw(self.prepare(frame, self.batch)))
+
+    def prepare(self, frame, batch: int) -> np.ndarray:
+        """Check ``batch`` frames in data units and normalise them: ``(B, F)`` float32 (or ``(B,)`` token ids)."""
         if self.spec.vocab_size:
             ids = np.asarray(frame).reshape(-1)
-            if ids.shape != (self.batch,) or not np.issubdtype(ids.dtype, np.integer) \
+            if ids.shape != (batch,) or not np.issubdtype(ids.dtype, np.integer) \
                     or ids.min() < 0 or ids.max() >= self.spec.vocab_size:
-                raise BadInputError(f"expected {self.batch} token id(s) in 0..{self.spec.vocab_size - 1}, got {frame!r}")
-            return postprocess(self.spec, self.step_raw(ids.astype(np.int64)))
+                raise BadInputError(f"expected {batch} token id(s) in 0..{self.spec.vocab_size - 1}, got {frame!r}")
+            return ids.astype(np.int64)
         x = np.asarray(frame, np.float32)
         if x.ndim == 1:
             x = x[None, :]
         F = self.spec.input_size
-        if x.shape != (self.batch, F):
-            raise BadInputError(f"expected a frame of shape ({self.batch}, {F}), got {tuple(np.shape(frame))}")
+        if x.shape != (batch, F):
+            raise BadInputError(f"expected a frame of shape ({batch}, {F}), got {tuple(np.shape(frame))}")
         if not np.isfinite(x).all():
             raise BadInputError("frame has NaN or infinite values")
         if self._mean is not None:
             x = (x - self._mean) / self._std
-        return postprocess(self.spec, self.step_raw(np.ascontiguousarray(x, np.float32)))
+        return np.ascontiguousarray(x, np.float32)
+
+
+class SlidingWindowSession:
+    """One stream answered as if each output were ``predict`` on its last ``window`` frames.
+
+    A model trained on T-step windows has only ever seen T steps from a zero state; carried on
+    over a long stream (``StreamSession``) its state drifts out of what it was trained on. Here
+    every output starts from a zero state T frames back: the step graph runs ``ceil(T / hop)``
+    staggered copies of the stream as one batch — one started every ``hop`` frames — and each
+    copy answers once it has seen T frames, then starts over. Cost per frame: one step-graph call
+    of batch ``ceil(T / hop)`` (a window graph re-run over T frames would take T calls).
+
+    ``push(frame)`` returns a ``(prediction, frames_seen)`` every ``hop`` frames, else None. Until T
+    frames have come, outputs cover the frames so far (warm-up: ``frames_seen < window``).
+
+    >>> sliding = SlidingWindowSession(model.stream(), window=20, hop=5)
+    >>> out = sliding.push([0.1, 0.4, 0.2])
+    """
+
+    def __init__(self, stream: StreamSession, window: int, hop: int = 1):
+        if window < 1 or hop < 1:
+            raise BadInputError(f"expected a window and a hop of at least 1 frame, got window {window}, hop {hop}")
+        self.window, self.hop = window, hop
+        self.slots = -(-window // hop)  # ceil: copies alive at once
+        self.session = StreamSession(stream.spec, stream.backend, batch=self.slots)
+        self.spec = stream.spec
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every frame so far."""
+        self.session.reset()
+        self.age = np.full(self.slots, -1)  # frames each copy has seen; -1: idle
+        self.frames = 0  # since the last reset
+
+    def push(self, frame) -> tuple[Prediction, int] | None:
+        x = self.session.prepare(frame, 1)  # (1, F) normalised, or (1,) token ids
+        if self.frames % self.hop == 0:  # a copy starts here
+            k = int(np.flatnonzero(self.age < 0)[0])
+            self.session.reset(k)
+            self.age[k] = 0
+        y = self.session.step_raw(np.repeat(x, self.slots, axis=0))  # (slots, O): one call for every copy
+        active = self.age >= 0
+        self.age[active] += 1
+        self.frames += 1
+        oldest = int(np.argmax(self.age))
+        seen = int(self.age[oldest])
+        if seen >= self.window:
+            self.age[oldest] = -1  # answered its window: idle until the next start
+        if (self.frames - self.window) % self.hop != 0:
+            return None
+        return postprocess(self.spec, y[oldest : oldest + 1]), seen
 
 
 def step_fn(backend):

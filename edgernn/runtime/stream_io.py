@@ -3,6 +3,11 @@
 This is what `edgernn run --stream` does on a pipe: ``sensor | edgernn run b --stream | consumer``.
 Each result is written and flushed at once. A bad line is reported with its line number and,
 by default, skipped; an empty line (or ``--reset-every N``) clears the state.
+
+Two modes. **sliding**: each output is what ``run`` gives on the last T frames (T: the window the
+model was trained on), every ``hop`` frames. **stateful**: the state is carried from the last reset,
+for models trained on whole streams. Every record says how many frames it is based on (``step``)
+and whether that is fewer than T (``warmup``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ import numpy as np
 from edgernn.bundle import current_umask
 from edgernn.errors import BadInputError
 from edgernn.runtime.records import csv_header, csv_row, jsonl_row
-from edgernn.runtime.stream import StreamSession
+from edgernn.runtime.stream import SlidingWindowSession, StreamSession
+
+MODES = ("sliding", "stateful")
 
 
 FIRST_ERRORS = 10  # bad lines remembered by number; the rest are only counted, so memory stays flat
@@ -67,8 +74,24 @@ def parse_frame(line: str, features: int) -> np.ndarray:
     return frame
 
 
+def pick_mode(spec, mode: str, window: int | None) -> tuple[str, int | None]:
+    """``(mode, T)`` for ``--mode auto|sliding|stateful`` and ``--window``: auto slides over the training
+    window when the model records one, and carries the state for a head on every step (sequence to
+    sequence) or a model that records no window."""
+    T = window or spec.window
+    if window is not None and window < 1:
+        raise BadInputError(f"--window must be at least 1 frame, got {window}")
+    if mode == "auto":
+        return ("sliding" if T and spec.head_input != "every_step" else "stateful"), T
+    if mode == "sliding" and not T:
+        raise BadInputError("this model records no training window: give --window N for --mode sliding")
+    if mode not in MODES:
+        raise BadInputError(f"--mode must be auto, sliding or stateful, got {mode!r}")
+    return mode, T
+
+
 def run_stream(
-    session: StreamSession,
+    session: StreamSession | SlidingWindowSession,
     lines: Iterable[str],
     out: TextIO,
     *,
@@ -76,8 +99,18 @@ def run_stream(
     on_error: str = "skip",
     reset_every: int | None = None,
     warn: Callable[[str], None] = lambda m: None,
+    window: int | None = None,
+    hop: int = 1,
 ) -> StreamSummary:
-    """Feed frames from ``lines`` to ``session``, writing one record per frame to ``out``."""
+    """Feed frames from ``lines`` to ``session``, writing a record to ``out`` every ``hop`` frames.
+
+    ``window`` (T): a ``StreamSession``'s outputs on fewer than T frames since the last reset are marked
+    ``warmup``; a ``SlidingWindowSession`` carries its own.
+    """
+    if hop < 1:
+        raise BadInputError(f"--hop must be at least 1 frame, got {hop}")
+    sliding = isinstance(session, SlidingWindowSession)
+    T = session.window if sliding else window
     summary = StreamSummary()
     header_done = False
     F = session.spec.input_size
@@ -95,7 +128,22 @@ def run_stream(
             warn(message)
             summary.note_error(message)
             continue
-        record = {"frame": summary.frames + 1, "step": session.steps + 1, **session.step(frame).records()[0]}
+        summary.frames += 1
+        if sliding:
+            answer = session.push(frame)
+        else:
+            prediction = session.step(frame)
+            due = (session.steps - (T or 1)) % hop == 0
+            answer = (prediction, session.steps) if due else None
+        since_reset = session.frames if sliding else session.steps
+        if reset_every and since_reset % reset_every == 0:
+            session.reset()
+            summary.resets += 1
+        if answer is None:
+            continue
+        prediction, seen = answer
+        record = {"frame": summary.frames, "step": seen, "warmup": bool(T and seen < T),
+                  **prediction.records()[0]}
         if fmt == "jsonl":
             out.write(jsonl_row(record))
         else:
@@ -104,10 +152,6 @@ def run_stream(
                 header_done = True
             out.write(csv_row(record))
         out.flush()
-        summary.frames += 1
-        if reset_every and session.steps % reset_every == 0:
-            session.reset()
-            summary.resets += 1
     return summary
 
 

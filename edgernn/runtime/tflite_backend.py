@@ -9,6 +9,10 @@ tensorflow.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +34,7 @@ def interpreter_class(runtime: str = "auto"):
             return Interpreter, "ai-edge-litert", getattr(ai_edge_litert, "__version__", "unknown")
         except ImportError:
             if runtime != "auto":
-                raise MissingDependencyError("ai-edge-litert", "tflite", "running a TFLite model") from None
+                raise MissingDependencyError("ai-edge-litert", "litert", "running a TFLite model") from None
     try:
         import tflite_runtime
         from tflite_runtime.interpreter import Interpreter
@@ -38,7 +42,39 @@ def interpreter_class(runtime: str = "auto"):
         return Interpreter, "tflite-runtime", getattr(tflite_runtime, "__version__", "unknown")
     except ImportError:
         wanted = "tflite-runtime" if runtime == "tflite-runtime" else "ai-edge-litert (or tflite-runtime)"
-        raise MissingDependencyError(wanted, "tflite", "running a TFLite model") from None
+        fix = "pip install tflite-runtime 'numpy<2'" if runtime == "tflite-runtime" \
+            else "pip install 'edgernn[litert]' (just ai-edge-litert)"
+        raise MissingDependencyError(wanted, "litert", "running a TFLite model", fix) from None
+
+
+# Printed by LiteRT's C++ code straight to file descriptor 2 when a graph is first allocated;
+# TF_CPP_MIN_LOG_LEVEL does not stop it. Noise for a user: filtered out, everything else passes.
+XNNPACK_NOTICE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def native_stderr_without_notices():
+    """Run a block with file descriptor 2 captured; afterwards write what native code printed there
+    back to ``sys.stderr``, less the XNNPACK notice. Errors and warnings still reach the user."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable fd 2 (embedded, closed): leave it alone
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace")
+            rest = [line for line in text.splitlines(keepends=True) if line.strip() != XNNPACK_NOTICE]
+            if rest:
+                sys.stderr.write("".join(rest))
+                sys.stderr.flush()
 
 
 def load_interpreter(model_path: Path | str | None = None, model_content: bytes | None = None,
@@ -46,9 +82,10 @@ def load_interpreter(model_path: Path | str | None = None, model_content: bytes 
     Interpreter, _, _ = interpreter_class(runtime)
     where = model_path or "model bytes"
     try:
-        interpreter = Interpreter(model_path=None if model_path is None else str(model_path),
-                                  model_content=model_content, num_threads=threads)
-        interpreter.allocate_tensors()
+        with native_stderr_without_notices():
+            interpreter = Interpreter(model_path=None if model_path is None else str(model_path),
+                                      model_content=model_content, num_threads=threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelFileError(f"{where}: the TFLite interpreter cannot load this model ({first})") from None
@@ -88,7 +125,8 @@ class TfliteBackend:
     def _resize_to(self, shapes: dict[str, tuple[int, ...]]) -> None:
         for name, detail in {d["name"]: d for d in self.interpreter.get_input_details()}.items():
             self.interpreter.resize_tensor_input(detail["index"], list(shapes[name]), strict=False)
-        self.interpreter.allocate_tensors()
+        with native_stderr_without_notices():
+            self.interpreter.allocate_tensors()
         self._inputs = {d["name"]: d for d in self.interpreter.get_input_details()}
         self._outputs = self.interpreter.get_output_details()
 
