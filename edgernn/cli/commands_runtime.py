@@ -160,7 +160,7 @@ def info(model, verbose, as_json):
                 click.echo(f"        {e['initializer']:<24} {e['op']:<13} {str(tuple(e['shape'])):<12} "
                            f"asked {e['asked']:<13} stored {e['stored']:<8} compute {e['compute']}")
     for e in d.get("not_written", []):
-        click.echo(f"  not written: {e['variant']}: {e['reason']}")
+        click.echo(f"not written: {e['variant']}: {e['reason']}")
     for t in d.get("inputs", []) if "variants" not in d else []:
         click.echo(f"  in  {t['name']:<6} {tuple(t['shape'])}  {t['type']}")
     for t in d.get("outputs", []) if "variants" not in d else []:
@@ -208,7 +208,7 @@ def _run_stream(model, input_path, output, fmt_name, on_error, reset_every, mode
     """Frames from ``--input`` or stdin, answers to ``--output`` or stdout. An existing ``--output`` file is
     replaced only once the stream has answered a frame (or ended cleanly), never by a stream that failed first."""
     from edgernn.runtime.stream import SlidingWindowSession
-    from edgernn.runtime.stream_io import pick_mode, run_stream
+    from edgernn.runtime.stream_io import OutputOnFirstWrite, pick_mode, run_stream
 
     mode, T = pick_mode(model.spec, mode, window)
     if hop < 1:
