@@ -75,14 +75,22 @@ def _latency_ms(fn, x_one: np.ndarray, repeat: int = 30) -> float:
 
 
 def evaluation_data(bundle: Path, data_path: Path | None, checkpoint: Path | None):
-    """The windows to evaluate on: ``--data`` as a whole, else the test split the model was trained with."""
+    """The windows to evaluate on: ``--data`` as a whole, else the official test file the model was trained
+    with (``train --test-data``), else its test split. Class labels map through the spec's label list."""
     from edgernn import data
     from edgernn.datasource import DataSource
 
     manifest = read_manifest(bundle)
     spec = manifest.spec
     if data_path is not None:
-        ds = data.load_data(data_path, head=spec.head, window=spec.window)
+        window = spec.window if spec.head == "forecast" else None  # a case file's sequences are its own length
+        labels = spec.labels if spec.head == "classification" else None
+        if spec.head == "classification" and not labels:
+            raise BadInputError("this classifier's spec has no label list to map the file's classes through; "
+                                "evaluate it on its training data's test split (omit --data)")
+        source = manifest.data or {}
+        ds = data.load_data(data_path, head=spec.head, window=window, labels=labels,
+                            horizon=int(source.get("horizon", 1)), stride=int(source.get("stride", 1)))
         return ds, str(data_path)
     source = manifest.data
     if not source and checkpoint is not None:
@@ -95,6 +103,8 @@ def evaluation_data(bundle: Path, data_path: Path | None, checkpoint: Path | Non
         else:
             raise BadInputError("this bundle does not say what data it was trained on; pass --data FILE")
     ds = DataSource.from_dict(source)
+    if ds.test_path:
+        return ds.splits().test, f"{Path(ds.test_path).name} (official test file)"
     return ds.splits().test, f"{ds.label} (test split)"
 
 
@@ -118,20 +128,21 @@ def evaluate_bundle(
     report = EvaluationReport(str(bundle), label, spec.head, metric,
                               "accuracy points" if spec.head == "classification" else "% MSE", budget, ds.n)
 
-    runs = []  # (name, precision, format, size, predict(x_raw) -> raw y, window fn for latency)
+    runs = []  # (name, precision, format, size, model with raw_outputs(x, lengths) and window(x))
     if checkpoint is not None:
         runs.append(_torch_run(checkpoint, spec))
     for v in manifest.variants:
         if v.graph != "window":
             continue
         model = load(bundle, variant=v.name, threads=threads)
-        runs.append((v.name, v.precision, v.format, v.size, model.window))
+        runs.append((v.name, v.precision, v.format, v.size, model))
     x = normalize_input(spec, ds.x)
+    one = x[:1] if ds.lengths is None else x[:1, : int(ds.lengths[0])]  # one sequence, unpadded, for latency
     reference = None
-    for name, precision, fmt, size, window_fn in runs:
-        y = np.concatenate([window_fn(x[i : i + 256])["y"] for i in range(0, len(x), 256)])
+    for name, precision, fmt, size, model in runs:
+        y = model.raw_outputs(x, ds.lengths)  # variable length: each sequence at its true length
         metrics = task_metrics(spec.head, ds.y, postprocess(spec, y).values, spec.output_size)
-        score = VariantScore(name, precision, fmt, metrics, size, _latency_ms(window_fn, x[:1]))
+        score = VariantScore(name, precision, fmt, metrics, size, _latency_ms(model.window, one))
         report.scores.append(score)
         if name == REFERENCE_VARIANT:
             reference = metrics
@@ -154,12 +165,19 @@ def _torch_run(checkpoint: Path, spec):
         raise BadInputError(f"{checkpoint}: this checkpoint's model spec differs from the bundle's")
     model = load_torch_model(spec, ckpt.weights)
 
-    def window(x: np.ndarray) -> dict[str, np.ndarray]:
-        with torch.no_grad():
-            return {"y": model(torch.from_numpy(np.ascontiguousarray(x))).numpy()}
+    class TorchRun:
+        @staticmethod
+        def window(x: np.ndarray) -> dict[str, np.ndarray]:
+            return {"y": TorchRun.raw_outputs(x)}
+
+        @staticmethod
+        def raw_outputs(x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+            with torch.no_grad():
+                t = None if lengths is None else torch.from_numpy(np.asarray(lengths, np.int64))
+                return model(torch.from_numpy(np.ascontiguousarray(x, np.float32)), t).numpy()
 
     size = (Path(ckpt.path) / "model.safetensors").stat().st_size
-    return ("pytorch-fp32", "fp32", "pytorch", size, window)
+    return ("pytorch-fp32", "fp32", "pytorch", size, TorchRun)
 
 
 def plot_report(report: EvaluationReport, path: Path) -> None:

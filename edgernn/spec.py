@@ -20,6 +20,8 @@ HEAD_INPUTS = ("last_step", "final_state", "every_step")  # what the head reads;
 SPEC_VERSION = 1
 # Fields only a model exported from the user's own module uses; left out of the JSON at their defaults.
 MODULE_FIELDS = {"proj_size": 0, "head_input": "last_step", "vocab_size": 0, "module": None}
+# What the training data looked like, for readers that must read inputs the same way; left out at defaults.
+DATA_FIELDS = {"data_layout": None, "variable_length": False}
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class ModelSpec:
     head_input: str = "last_step"  # last_step | final_state (both directions' final h) | every_step (y[B, T, O])
     vocab_size: int = 0  # > 0: an Embedding of this many tokens in front; the input is int64 ids (B, T)
     module: str | None = None  # the user's module class, for a model exported from a module
+    data_layout: str | None = None  # how the training file was laid out (edgernn.data.readers.LAYOUTS)
+    variable_length: bool = False  # trained on sequences of their own true lengths (padded batches + lengths)
 
     def __post_init__(self) -> None:
         may_omit = self.module is not None  # a module's spec leaves out what cannot be known
@@ -137,7 +141,7 @@ class ModelSpec:
         d["labels"] = list(self.labels)
         if self.normalization is not None:
             d["normalization"] = {k: list(v) for k, v in asdict(self.normalization).items()}
-        for name, default in MODULE_FIELDS.items():
+        for name, default in {**MODULE_FIELDS, **DATA_FIELDS}.items():
             if d[name] == default:
                 del d[name]
         if self.module is not None:  # left out, not invented

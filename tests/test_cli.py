@@ -673,7 +673,7 @@ def bad_inputs(tmp_path) -> Path:
     ("ragged.csv", "ragged.csv: expected 6 values per row (as on line 1), got 3 on line 2"),
     ("empty.csv", "empty.csv: file is empty"),
     ("header_only.csv", "header_only.csv: expected rows of numbers, got no data rows"),
-    ("x.txt", "x.txt: expected one of .npy, .npz, .csv, .tsv, got extension '.txt'"),
+    ("x.txt", "x.txt: expected one of .npy, .npz, .csv, .tsv, .ts, got extension '.txt'"),
 ])
 @pytest.mark.parametrize("out_name", ["preds.jsonl", "preds.csv"])
 def test_run_bad_input_file(make_bundle, bad_inputs, tmp_path, name, message, out_name):

@@ -8,30 +8,32 @@ import click
 
 from edgernn.cli import cli, emit_json, fmt, stderr_is_tty
 from edgernn.cli.export_module import module_options
-from edgernn.cli.options import data_options, data_source
+from edgernn.cli.options import data_options, data_source, split_options
 
 
 @cli.command()
 @data_options
+@split_options
 @click.option("--cell", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True)
 @click.option("--hidden", "hidden_size", type=int, default=32, show_default=True, help="hidden units per layer")
 @click.option("--layers", "num_layers", type=int, default=1, show_default=True)
 @click.option("--bidirectional", is_flag=True, help="bidirectional backbone (window graph only: cannot stream)")
 @click.option("--dropout", type=float, default=0.0, show_default=True, help="between stacked layers")
 @click.option("--epochs", type=int, default=60, show_default=True, help="at most; early stopping may end sooner")
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=int, help="[default: from the training set's size, 8..64]")
 @click.option("--lr", type=float, default=5e-3, show_default=True, help="Adam learning rate")
-@click.option("--patience", type=int, default=8, show_default=True, help="epochs without validation improvement before stopping")
+@click.option("--patience", type=int,
+              help="epochs without validation improvement before stopping [default: about 200 gradient steps, 8..30]")
 @click.option("--threads", type=int, help="torch threads")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="run folder to write")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num_layers, bidirectional, dropout,
-          epochs, batch_size, lr, patience, n, seed, threads, out, as_json, quiet):
+def train(task, data_path, head, window, horizon, stride, test_path, val_fraction, cell, hidden_size, num_layers,
+          bidirectional, dropout, epochs, batch_size, lr, patience, n, seed, threads, out, as_json, quiet):
     """Train an LSTM/GRU on a built-in task or your own data; write a checkpoint, metrics and plots."""
     from edgernn.nn.train import TrainConfig, check_config, train as run_training
 
-    source = data_source(task, data_path, head, window, horizon, stride, n, seed)
+    source = data_source(task, data_path, head, window, horizon, stride, n, seed, test_path, val_fraction)
     config = TrainConfig(cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                          dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          seed=seed, threads=threads)
@@ -44,8 +46,8 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
     click.echo(f"trained {cell} ({m['parameters']} parameters) on {m['task']} in {m['train_seconds']} s, "
                f"best epoch {m['best_epoch']} of {m['epochs_run']}")
     for note in m["notes"]:
-        click.echo(f"note: {note}")
-    click.echo("test split:  " + "  ".join(f"{k} {fmt(v)}" for k, v in m["test"].items()))
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"{m['scored_on']}:  " + "  ".join(f"{k} {fmt(v)}" for k, v in m["test"].items()))
     for name, b in m["baselines"].items():
         click.echo(f"baseline ({name}):  " + "  ".join(f"{k} {fmt(v)}" for k, v in b.items()))
     click.echo(f"wrote {out}/ (model.safetensors, checkpoint.json, metrics.json, plots)")

@@ -13,7 +13,8 @@ from edgernn.cli import cli, emit_json
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
-              help="windows to predict: .npy (N, T, F) or .csv (one flattened window per row)")
+              help="windows to predict: .npy (N, T, F), .csv (one flattened window per row), .ts, .npz (x, lengths); "
+              "a model trained on a file is fed files laid out like it")
 @click.option("--stream", is_flag=True, help="read frames from stdin (or --input), one per line; answer each at once")
 @click.option("--output", type=click.Path(path_type=Path), help="write here (.jsonl or .csv) instead of stdout")
 @click.option("--format", "fmt_name", type=click.Choice(["jsonl", "csv"]), help="output format (default: from --output's suffix, else jsonl)")
@@ -41,7 +42,7 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
     Streaming:  sensor | edgernn run BUNDLE --stream | consumer
     """
     from edgernn.bundle import atomic_write_text
-    from edgernn.data import load_inputs
+    from edgernn.data.inputs import read_model_inputs
     from edgernn.errors import BadInputError
     from edgernn.runtime import load
     from edgernn.runtime.records import render
@@ -53,8 +54,12 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
         return
     if input_path is None:
         raise BadInputError("give --input FILE with windows to predict, or --stream to read frames from stdin")
-    x = read_integers(input_path, "token ids") if m.spec.vocab_size else load_inputs(input_path, input_size=m.spec.input_size)
-    lengths = None if lengths_path is None else read_integers(lengths_path, "lengths").reshape(-1)
+    if m.spec.vocab_size:
+        x, lengths = read_integers(input_path, "token ids"), None
+    else:  # read as the model's training file was read (its layout), variable length included
+        x, lengths = read_model_inputs(input_path, m.spec)
+    if lengths_path is not None:
+        lengths = read_integers(lengths_path, "lengths").reshape(-1)
     records = m.predict(x, lengths=lengths).records()
     text = render(records, fmt_name)
     if output is None:

@@ -8,6 +8,7 @@ first is non-numeric text, or when its only or first cell is text and the next r
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ class Table:
     lines: list[int]  # 1-based line number of each row in the file
     source: str
     has_header: bool
+    header: tuple[str, ...] = ()  # the header row's cells, when there is one
 
     def where(self, row: int, column: int) -> str:
         return f"line {self.lines[row]}, column {column + 1}"
@@ -61,6 +63,16 @@ class Table:
         return BadInputError(f"{self.source}: expected numbers")  # unreachable in practice
 
 
+_DATE = r"\d{4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
+_TIME = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+_DATE_TIME = re.compile(rf"^(?:(?:{_DATE})(?:[ T]{_TIME})?(?:Z|[+-]\d{{2}}:?\d{{2}})?|{_TIME})$")
+
+
+def is_date_or_time(text: str) -> bool:
+    """A calendar date, a date and time, or a time of day (``1949-01``, ``2020-03-01 12:00``, ``12:30``)."""
+    return bool(_DATE_TIME.match(text.strip()))
+
+
 def is_number(text: str) -> bool:
     try:
         float(text)
@@ -86,11 +98,13 @@ def read_table(path: Path, source: str) -> Table:
     except csv.Error as e:
         raise BadInputError(f"{source}: not a readable CSV file: {e}") from None
     has_header = bool(rows) and _looks_like_header(rows)
+    header: tuple[str, ...] = ()
     if has_header:
+        header = tuple(rows[0])
         rows, lines = rows[1:], lines[1:]
     if not rows:
         raise BadInputError(f"{source}: expected rows of numbers, got no data rows")
-    return Table(rows, lines, source, has_header)
+    return Table(rows, lines, source, has_header, header)
 
 
 def _looks_like_header(rows: list[list[str]]) -> bool:

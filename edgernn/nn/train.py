@@ -11,7 +11,7 @@ import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,9 @@ class TrainConfig:
     bidirectional: bool = False
     dropout: float = 0.0
     epochs: int = 60
-    batch_size: int = 64
+    batch_size: int | None = None  # None: picked from the training set's size (see data_size_defaults)
     lr: float = 5e-3
-    patience: int = 8
+    patience: int | None = None  # None: picked from the number of gradient steps per epoch
     seed: int = 0
     threads: int | None = None
 
@@ -54,13 +54,19 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def predict_numpy(model: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+def predict_numpy(model: nn.Module, x: np.ndarray, batch_size: int = 512, lengths: np.ndarray | None = None) -> np.ndarray:
+    """Outputs for windows ``x``; with ``lengths``, each right-padded sequence at its true length."""
     model.eval()
     outs = []
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            outs.append(model(torch.from_numpy(x[start : start + batch_size])).numpy())
+            part = slice(start, start + batch_size)
+            outs.append(model(torch.from_numpy(x[part]), _lengths(lengths, part)).numpy())
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+
+
+def _lengths(lengths: np.ndarray | None, index) -> torch.Tensor | None:
+    return None if lengths is None else torch.from_numpy(np.asarray(lengths[index], np.int64))
 
 
 def _targets(ds: data.Dataset, norm) -> torch.Tensor:
@@ -69,12 +75,38 @@ def _targets(ds: data.Dataset, norm) -> torch.Tensor:
     return torch.from_numpy(data.normalize_y(ds.y, norm).astype(np.float32))
 
 
+def data_size_defaults(config: TrainConfig, n_train: int) -> tuple[TrainConfig, list[str]]:
+    """Fill a batch size and patience left open (None) from the training set's size, and say what was picked.
+
+    Small sets get small batches (about a tenth of the set, 8..64, a power of two) so that an epoch is
+    several gradient steps, and a patience of about 200 gradient steps (8..30 epochs), so early
+    stopping does not end training after a handful of updates.
+    """
+    picked = []
+    batch = config.batch_size
+    if batch is None:
+        batch = int(min(64, max(8, 2 ** round(math.log2(max(n_train, 1) / 10)))))
+        picked.append(f"batch size {batch}")
+    patience = config.patience
+    if patience is None:
+        steps = max(1, math.ceil(n_train / batch))
+        patience = int(min(30, max(8, math.ceil(200 / steps))))
+        picked.append(f"patience {patience} epochs ({steps} gradient steps per epoch)")
+    notes = [f"picked {' and '.join(picked)} for {n_train} training cases"] if picked else []
+    return replace(config, batch_size=batch, patience=patience), notes
+
+
 def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool = True) -> TrainResult:
     check_target(Path(out))  # before training, not after it
     if config.threads:
         torch.set_num_threads(config.threads)
     splits = source.splits()
     tr = splits.train
+    config, picked = data_size_defaults(config, tr.n)
+    scored_on = "official test file" if source.test_path else "test split"
+    if splits.test.n == 0:  # no test split asked for: report on validation, and say so
+        splits = data.Splits(tr, splits.val, splits.val)
+        scored_on = "validation split (no test split)"
     norm = data.fit_normalization(tr)
     spec = ModelSpec(
         cell=config.cell,
@@ -89,6 +121,8 @@ def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool 
         window=tr.window,
         task=source.label,
         normalization=norm,
+        data_layout=tr.layout or None,
+        variable_length=tr.lengths is not None,
     )
     model = build_model(spec, seed=config.seed)
     x_train = torch.from_numpy(data.normalize_x(tr.x, norm))
@@ -110,14 +144,14 @@ def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool 
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
             optimizer.zero_grad()
-            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            loss = loss_fn(model(x_train[idx], _lengths(tr.lengths, idx.numpy())), y_train[idx])
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             total += loss.item() * len(idx)
         model.eval()
         with torch.no_grad():
-            val_loss = loss_fn(model(x_val), y_val).item()
+            val_loss = loss_fn(model(x_val, _lengths(splits.val.lengths, slice(None))), y_val).item()
         history.append({"epoch": epoch, "train_loss": total / len(order), "val_loss": val_loss})
         if val_loss < best[0]:
             best = (val_loss, {k: v.detach().clone() for k, v in model.state_dict().items()}, epoch)
@@ -131,13 +165,14 @@ def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool 
     model.eval()
 
     te = splits.test
-    pred = predict_numpy(model, data.normalize_x(te.x, norm))
+    pred = predict_numpy(model, data.normalize_x(te.x, norm), lengths=te.lengths)
     if spec.head != "classification":
         pred = data.denormalize_y(pred, norm)
     last_values = te.x[:, -1, : spec.output_size] if spec.head == "forecast" and te.features >= spec.output_size else None
     metrics = {
         "task": source.label,
         "head": spec.head,
+        "scored_on": scored_on,
         "test": task_metrics(spec.head, te.y, pred, spec.output_size),
         "baselines": baseline_metrics(spec.head, tr.y, te.y, spec.output_size, last_values),
         "best_epoch": best[2],
@@ -145,7 +180,8 @@ def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool 
         "train_seconds": round(seconds, 2),
         "parameters": spec.parameter_count(),
         "samples": {"train": tr.n, "val": splits.val.n, "test": te.n},
-        "notes": list(tr.notes),
+        "notes": list(tr.notes) + picked,
+        "config": {"batch_size": config.batch_size, "patience": config.patience},
     }
     weights = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
     info = {
@@ -163,10 +199,10 @@ def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool 
         from edgernn import plots
 
         plots.loss_curve(history, tmp / "loss.png")
-        if spec.head == "classification":
+        if spec.head == "classification" and te.n:
             plots.confusion(te.y, pred.argmax(axis=1), spec.labels or tuple(map(str, range(spec.output_size))),
                             tmp / "confusion.png")
-        else:
+        elif te.n:
             plots.prediction_vs_truth(te.y, pred, tmp / "predictions.png", title=source.label)
     return TrainResult(spec=spec, weights=weights, run_dir=Path(out), metrics=metrics, history=history)
 
@@ -178,7 +214,8 @@ def _progress(total: int, enabled: bool, desc: str):
 
 
 def check_config(config: TrainConfig) -> None:
-    if config.hidden_size < 1 or config.num_layers < 1 or config.epochs < 1 or config.batch_size < 1:
-        raise BadInputError("hidden size, layers, epochs and batch size must be positive integers")
+    open_or_positive = all(v is None or v >= 1 for v in (config.batch_size, config.patience))
+    if config.hidden_size < 1 or config.num_layers < 1 or config.epochs < 1 or not open_or_positive:
+        raise BadInputError("hidden size, layers, epochs, batch size and patience must be positive integers")
     if not 0.0 <= config.dropout < 1.0:
         raise BadInputError(f"dropout must be in [0, 1), got {config.dropout}")

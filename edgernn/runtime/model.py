@@ -86,6 +86,25 @@ def check_lengths(lengths, x: np.ndarray) -> np.ndarray:
     return lengths.astype(np.int64)
 
 
+def pad_sequences(sequences, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """A list of ``(T_i, F)`` sequences (``(T_i,)`` for one feature) → windows padded at the end, and lengths."""
+    arrays = []
+    for i, seq in enumerate(sequences):
+        a = np.asarray(seq)
+        if a.ndim == 1 and spec.input_size == 1:
+            a = a[:, None]  # (T_i, 1)
+        if a.ndim != 2 or a.shape[1] != spec.input_size or a.shape[0] == 0:
+            raise BadInputError(f"expected sequence {i} of shape (T, {spec.input_size}), got {a.shape}")
+        arrays.append(a)
+    if not arrays:
+        raise BadInputError("expected at least one sequence, got an empty list")
+    lengths = np.array([len(a) for a in arrays], np.int64)
+    x = np.zeros((len(arrays), int(lengths.max()), spec.input_size), np.float64)  # (N, T, F)
+    for i, a in enumerate(arrays):
+        x[i, : len(a)] = a
+    return x, lengths
+
+
 def check_windows(x: np.ndarray, spec: ModelSpec) -> np.ndarray:
     if spec.vocab_size:
         return check_ids(x, spec)
@@ -152,13 +171,35 @@ class Model:
         file = check_file(self.path.parent, step)
         return StreamSession(self.spec, open_backend(file, step.format, self.threads, self.backend_choice), batch)
 
-    def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> Prediction:
-        """Windows ``(N, T, F)`` in data units (or token ids ``(N, T)``); ``lengths`` (N,) for padded windows."""
+    def predict(self, x, lengths: np.ndarray | None = None) -> Prediction:
+        """Windows ``(N, T, F)`` in data units (or token ids ``(N, T)``); ``lengths`` (N,) for windows padded at
+        the end; or a list of ``(T_i, F)`` sequences of their own lengths. Each sequence's answer is the one it
+        gets alone, unpadded."""
+        if isinstance(x, (list, tuple)):
+            if lengths is not None:
+                raise BadInputError("give either a list of sequences or padded windows with lengths, not both")
+            x, lengths = pad_sequences(x, self.spec)
         x = normalize_input(self.spec, check_windows(x, self.spec))
         lengths = None if lengths is None else check_lengths(lengths, x)
-        ys = [self.window(x[i : i + CHUNK], None if lengths is None else lengths[i : i + CHUNK])["y"]
-              for i in range(0, len(x), CHUNK)]
-        return postprocess(self.spec, np.concatenate(ys))
+        return postprocess(self.spec, self.raw_outputs(x, lengths))
+
+    def raw_outputs(self, x_normalized: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """The head's raw output ``y`` for normalised windows, in chunks; with ``lengths``, each window at its
+        true length: through the graph's ``lengths`` input when it has one, else by running the windows of
+        each length together, cut to that length."""
+        takes_lengths = "lengths" in getattr(self.backend, "input_names", ())
+        if lengths is None or takes_lengths:
+            return np.concatenate([self.window(x_normalized[i : i + CHUNK],
+                                               None if lengths is None else lengths[i : i + CHUNK])["y"]
+                                   for i in range(0, len(x_normalized), CHUNK)])
+        out = None
+        for length in np.unique(lengths):
+            index = np.flatnonzero(lengths == length)
+            y = self.raw_outputs(x_normalized[index, : int(length)])
+            if out is None:
+                out = np.zeros((len(x_normalized),) + y.shape[1:], y.dtype)
+            out[index] = y
+        return out
 
 
 def _bare_variant(path: Path, graph: str) -> Variant:
