@@ -40,13 +40,13 @@ def train(task, data_path, head, window, horizon, stride, test_path, val_fractio
     check_config(config)
     result = run_training(source, config, out, progress=not quiet and stderr_is_tty())
     m = result.metrics
+    for note in m["notes"]:  # on stderr, so that --json output stays parseable
+        click.echo(f"note: {note}", err=True)
     if as_json:
         emit_json({"run_dir": str(out), "spec": result.spec.to_dict(), **m})
         return
     click.echo(f"trained {cell} ({m['parameters']} parameters) on {m['task']} in {m['train_seconds']} s, "
                f"best epoch {m['best_epoch']} of {m['epochs_run']}")
-    for note in m["notes"]:
-        click.echo(f"note: {note}", err=True)
     click.echo(f"{m['scored_on']}:  " + "  ".join(f"{k} {fmt(v)}" for k, v in m["test"].items()))
     for name, b in m["baselines"].items():
         click.echo(f"baseline ({name}):  " + "  ".join(f"{k} {fmt(v)}" for k, v in b.items()))
