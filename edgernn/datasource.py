@@ -44,6 +44,7 @@ class DataSource:
     size: int | None = None
     test_sha256: str | None = None
     test_size: int | None = None
+    season: int | None = None  # steps per season for the seasonal-naive baseline (default: from the file's dates)
 
     def __post_init__(self) -> None:
         if (self.task is None) == (self.path is None):

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgernn.bundle import read_manifest
 from edgernn.errors import BadInputError
-from edgernn.metrics import PRIMARY_METRIC, task_metrics
+from edgernn.metrics import PRIMARY_METRIC, forecast_baselines, task_metrics, verdict
 from edgernn.runtime.model import normalize_input, postprocess
 
 REFERENCE_VARIANT = "onnx-window-fp32"
@@ -47,6 +47,8 @@ class EvaluationReport:
     max_drop: float
     samples: int
     scores: list[VariantScore] = field(default_factory=list)
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # forecasting: persistence, seasonal naive
+    verdict: str = ""  # forecasting: does the fp32 model beat persistence, in one sentence
 
     @property
     def passed(self) -> bool:
@@ -151,6 +153,11 @@ def evaluate_bundle(
     for s in report.scores:
         s.drop = round(drop_of(spec.head, s.metrics, reference), 3) + 0.0  # reported to 0.001; no "-0.00"
         s.passed = s.drop <= budget
+    if spec.head == "forecast":
+        source = manifest.data or {}
+        season = source.get("season") or ds.season
+        report.baselines = forecast_baselines(ds.x, ds.y, horizon=int(source.get("horizon", 1)), season=season)
+        report.verdict = verdict(reference, report.baselines)
     return report
 
 

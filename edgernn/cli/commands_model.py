@@ -25,15 +25,21 @@ from edgernn.cli.options import data_options, data_source, split_options
 @click.option("--patience", type=int,
               help="epochs without validation improvement before stopping [default: about 200 gradient steps, 8..30]")
 @click.option("--threads", type=int, help="torch threads")
+@click.option("--season", type=int, help="forecasting: steps per season, for the seasonal-naive baseline "
+              "[default: 12 for monthly dates, else none]")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="run folder to write")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def train(task, data_path, head, window, horizon, stride, test_path, val_fraction, cell, hidden_size, num_layers,
-          bidirectional, dropout, epochs, batch_size, lr, patience, n, seed, threads, out, as_json, quiet):
+          bidirectional, dropout, epochs, batch_size, lr, patience, n, seed, threads, season, out, as_json, quiet):
     """Train an LSTM/GRU on a built-in task or your own data; write a checkpoint, metrics and plots."""
     from edgernn.nn.train import TrainConfig, check_config, train as run_training
 
     source = data_source(task, data_path, head, window, horizon, stride, n, seed, test_path, val_fraction)
+    if season is not None:
+        from dataclasses import replace
+
+        source = replace(source, season=season)
     config = TrainConfig(cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                          dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          seed=seed, threads=threads)
@@ -50,6 +56,8 @@ def train(task, data_path, head, window, horizon, stride, test_path, val_fractio
     click.echo(f"{m['scored_on']}:  " + "  ".join(f"{k} {fmt(v)}" for k, v in m["test"].items()))
     for name, b in m["baselines"].items():
         click.echo(f"baseline ({name}):  " + "  ".join(f"{k} {fmt(v)}" for k, v in b.items()))
+    if m.get("verdict"):
+        click.echo(m["verdict"])
     click.echo(f"wrote {out}/ (model.safetensors, checkpoint.json, metrics.json, plots)")
 
 

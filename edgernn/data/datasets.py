@@ -35,6 +35,7 @@ class Dataset:
     notes: tuple[str, ...] = ()
     layout: str = ""  # how the source file was laid out (readers.LAYOUTS); "" for built-in data
     lengths: np.ndarray | None = field(default=None, repr=False)  # (N,) true lengths when right-padded
+    season: int | None = None  # steps per season when the file says (monthly dates: 12)
 
     def __post_init__(self) -> None:
         who = self.name or "dataset"
@@ -205,7 +206,7 @@ def _take(ds: Dataset, index: np.ndarray, part: str, extra_note: str | None = No
     name = f"{ds.name}/{part}" if ds.name else part
     lengths = None if ds.lengths is None else ds.lengths[index]
     return Dataset(ds.x[index], ds.y[index], ds.head, labels=ds.labels, name=name, notes=notes, layout=ds.layout,
-                   lengths=lengths)
+                   lengths=lengths, season=ds.season)
 
 
 FORECAST_HINT = "if each row is a time step of one series, pass --head forecast"

@@ -62,6 +62,7 @@ class _Series:
     values: np.ndarray
     notes: tuple[str, ...] = ()
     layout: str = "series"
+    season: int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def _forecast_dataset(
         window = DEFAULT_FORECAST_WINDOW
         notes += (f"no window given; using windows of {window} steps (pass --window to change)",)
     x, y = make_windows(series.values, window=window, horizon=horizon, stride=stride, source=source)
-    return Dataset(x, y, "forecast", name=name, notes=notes, layout=series.layout)
+    return Dataset(x, y, "forecast", name=name, notes=notes, layout=series.layout, season=series.season)
 
 
 def _cases_dataset(cases: _Cases, window: int | None, source: str, name: str) -> Dataset:
@@ -205,7 +206,10 @@ def _series_with_time_column(table: Table, head: str | None) -> _Series:
     inferred = "inferred --head forecast; " if head is None else ""
     note = (f"{inferred}column {name} holds dates/times ({first} … {last}): rows taken as {len(stamps)} time steps "
             "in file order, the date column dropped")
-    return _Series(table.numbers(first_column=1), (note,), layout="series-dated")
+    monthly = all(len(s) == 7 and s[4] in "-/." for s in stamps)  # YYYY-MM
+    if monthly:
+        note += "; monthly dates: seasonal baselines use a season of 12 steps"
+    return _Series(table.numbers(first_column=1), (note,), layout="series-dated", season=12 if monthly else None)
 
 
 def _label_cells(table: Table) -> np.ndarray:

@@ -24,7 +24,7 @@ from edgernn.bundle import atomic_write_text
 from edgernn.checkpoint import save_checkpoint
 from edgernn.datasource import DataSource
 from edgernn.errors import BadInputError
-from edgernn.metrics import baseline_metrics, task_metrics
+from edgernn.metrics import baseline_metrics, forecast_baselines, task_metrics, verdict
 from edgernn.nn.model import build_model
 from edgernn.spec import ModelSpec
 from edgernn.staging import check_target, staged_dir
@@ -168,13 +168,17 @@ def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool 
     pred = predict_numpy(model, data.normalize_x(te.x, norm), lengths=te.lengths)
     if spec.head != "classification":
         pred = data.denormalize_y(pred, norm)
-    last_values = te.x[:, -1, : spec.output_size] if spec.head == "forecast" and te.features >= spec.output_size else None
+    baselines = baseline_metrics(spec.head, tr.y, te.y, spec.output_size)
+    if spec.head == "forecast":
+        baselines.update(forecast_baselines(te.x, te.y, horizon=source.horizon, season=source.season or tr.season))
+    test_metrics = task_metrics(spec.head, te.y, pred, spec.output_size)
     metrics = {
         "task": source.label,
         "head": spec.head,
         "scored_on": scored_on,
-        "test": task_metrics(spec.head, te.y, pred, spec.output_size),
-        "baselines": baseline_metrics(spec.head, tr.y, te.y, spec.output_size, last_values),
+        "test": test_metrics,
+        "baselines": baselines,
+        "verdict": verdict(test_metrics, baselines) if spec.head == "forecast" else "",
         "best_epoch": best[2],
         "epochs_run": len(history),
         "train_seconds": round(seconds, 2),
