@@ -45,6 +45,9 @@ class DataSource:
     test_sha256: str | None = None
     test_size: int | None = None
     season: int | None = None  # steps per season for the seasonal-naive baseline (default: from the file's dates)
+    forecast_target: str = "value"  # forecasting transforms (edgernn.transforms), kept in the model spec
+    log: bool = False
+    window_scale: bool = False
 
     def __post_init__(self) -> None:
         if (self.task is None) == (self.path is None):
@@ -63,6 +66,14 @@ class DataSource:
                 object.__setattr__(self, key, str(p.resolve()))
                 object.__setattr__(self, prefix + "sha256", file_digest(p))
                 object.__setattr__(self, prefix + "size", p.stat().st_size)
+
+    @property
+    def transform(self):
+        """The forecast transform asked for, or None."""
+        from edgernn.transforms import ForecastTransform
+
+        t = ForecastTransform(target=self.forecast_target, log=self.log, window_scale=self.window_scale)
+        return t if t.active else None
 
     @property
     def label(self) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 from edgernn.bundle import read_manifest
 from edgernn.errors import BadInputError
 from edgernn.metrics import PRIMARY_METRIC, forecast_baselines, task_metrics, verdict
-from edgernn.runtime.model import normalize_input, postprocess
+from edgernn.runtime.model import finish_outputs, prepare_windows
 
 REFERENCE_VARIANT = "onnx-window-fp32"
 # Default budgets: 1 point of accuracy, or 2 % relative MSE.
@@ -138,12 +138,12 @@ def evaluate_bundle(
             continue
         model = load(bundle, variant=v.name, threads=threads)
         runs.append((v.name, v.precision, v.format, v.size, model))
-    x = normalize_input(spec, ds.x)
+    x, ctx = prepare_windows(spec, ds.x)  # the forecast transform (if any), then the normalisation
     one = x[:1] if ds.lengths is None else x[:1, : int(ds.lengths[0])]  # one sequence, unpadded, for latency
     reference = None
     for name, precision, fmt, size, model in runs:
         y = model.raw_outputs(x, ds.lengths)  # variable length: each sequence at its true length
-        metrics = task_metrics(spec.head, ds.y, postprocess(spec, y).values, spec.output_size)
+        metrics = task_metrics(spec.head, ds.y, finish_outputs(spec, y, ctx).values, spec.output_size)
         score = VariantScore(name, precision, fmt, metrics, size, _latency_ms(model.window, one))
         report.scores.append(score)
         if name == REFERENCE_VARIANT:

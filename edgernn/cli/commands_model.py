@@ -25,21 +25,25 @@ from edgernn.cli.options import data_options, data_source, split_options
 @click.option("--patience", type=int,
               help="epochs without validation improvement before stopping [default: about 200 gradient steps, 8..30]")
 @click.option("--threads", type=int, help="torch threads")
+@click.option("--target", "forecast_target", type=click.Choice(["value", "change"]), default="value",
+              show_default=True, help="forecasting: predict the value, or its change from the window's last value")
+@click.option("--log", is_flag=True, help="forecasting: model the log of the series (values must be > 0)")
+@click.option("--window-scale", is_flag=True,
+              help="forecasting: centre and scale each window by its own mean and standard deviation")
 @click.option("--season", type=int, help="forecasting: steps per season, for the seasonal-naive baseline "
               "[default: 12 for monthly dates, else none]")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="run folder to write")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def train(task, data_path, head, window, horizon, stride, test_path, val_fraction, cell, hidden_size, num_layers,
-          bidirectional, dropout, epochs, batch_size, lr, patience, n, seed, threads, season, out, as_json, quiet):
+          bidirectional, dropout, epochs, batch_size, lr, patience, n, seed, threads, forecast_target, log, window_scale, season, out, as_json, quiet):
     """Train an LSTM/GRU on a built-in task or your own data; write a checkpoint, metrics and plots."""
     from edgernn.nn.train import TrainConfig, check_config, train as run_training
 
     source = data_source(task, data_path, head, window, horizon, stride, n, seed, test_path, val_fraction)
-    if season is not None:
-        from dataclasses import replace
+    from dataclasses import replace
 
-        source = replace(source, season=season)
+    source = replace(source, season=season, forecast_target=forecast_target, log=log, window_scale=window_scale)
     config = TrainConfig(cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                          dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          seed=seed, threads=threads)
@@ -48,6 +52,9 @@ def train(task, data_path, head, window, horizon, stride, test_path, val_fractio
     m = result.metrics
     for note in m["notes"]:  # on stderr, so that --json output stays parseable
         click.echo(f"note: {note}", err=True)
+    if result.spec.forecast_transform is not None:
+        click.echo(f"note: forecast transform kept in the spec and applied by the runtime: "
+                   f"{result.spec.forecast_transform.describe()}", err=True)
     if as_json:
         emit_json({"run_dir": str(out), "spec": result.spec.to_dict(), **m})
         return

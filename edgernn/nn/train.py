@@ -28,6 +28,7 @@ from edgernn.metrics import baseline_metrics, forecast_baselines, task_metrics, 
 from edgernn.nn.model import build_model
 from edgernn.spec import ModelSpec
 from edgernn.staging import check_target, staged_dir
+from edgernn.transforms import ForecastTransform, invert_outputs, transform_inputs, transform_targets
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,13 @@ def predict_numpy(model: nn.Module, x: np.ndarray, batch_size: int = 512, length
             part = slice(start, start + batch_size)
             outs.append(model(torch.from_numpy(x[part]), _lengths(lengths, part)).numpy())
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+
+
+def _transformed(ds: data.Dataset, transform: ForecastTransform):
+    """A forecasting Dataset with its windows and targets transformed, and the context to invert forecasts."""
+    x, context = transform_inputs(transform, ds.x, ds.y.shape[1])
+    y = transform_targets(transform, ds.y, context)
+    return data.Dataset(x, y, ds.head, name=ds.name, notes=ds.notes, layout=ds.layout, season=ds.season), context
 
 
 def _lengths(lengths: np.ndarray | None, index) -> torch.Tensor | None:
@@ -107,6 +115,12 @@ def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool 
     if splits.test.n == 0:  # no test split asked for: report on validation, and say so
         splits = data.Splits(tr, splits.val, splits.val)
         scored_on = "validation split (no test split)"
+    transform, raw_train, raw_test, test_context = source.transform, splits.train, splits.test, None
+    if transform is not None:  # forecasting transforms: the model learns transformed windows and targets
+        if tr.head != "forecast":
+            raise BadInputError(f"--target change, --log and --window-scale apply to --head forecast only, got {tr.head}")
+        (tr, val, te), contexts = zip(*(_transformed(part, transform) for part in (splits.train, splits.val, splits.test)))
+        splits, test_context = data.Splits(tr, val, te), contexts[2]
     norm = data.fit_normalization(tr)
     spec = ModelSpec(
         cell=config.cell,
@@ -123,6 +137,7 @@ def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool 
         normalization=norm,
         data_layout=tr.layout or None,
         variable_length=tr.lengths is not None,
+        forecast_transform=transform,
     )
     model = build_model(spec, seed=config.seed)
     x_train = torch.from_numpy(data.normalize_x(tr.x, norm))
@@ -168,7 +183,9 @@ def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool 
     pred = predict_numpy(model, data.normalize_x(te.x, norm), lengths=te.lengths)
     if spec.head != "classification":
         pred = data.denormalize_y(pred, norm)
-    baselines = baseline_metrics(spec.head, tr.y, te.y, spec.output_size)
+    if transform is not None:  # back to data units, scored against the raw targets
+        pred, te = invert_outputs(transform, pred, test_context).astype(np.float32), raw_test
+    baselines = baseline_metrics(spec.head, raw_train.y, te.y, spec.output_size)
     if spec.head == "forecast":
         baselines.update(forecast_baselines(te.x, te.y, horizon=source.horizon, season=source.season or tr.season))
     test_metrics = task_metrics(spec.head, te.y, pred, spec.output_size)

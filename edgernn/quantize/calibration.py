@@ -49,6 +49,11 @@ def calibration_windows(
     else:
         raise BadInputError("int8-static needs calibration windows: the checkpoint records no data source; "
                             "pass --calibration FILE (.npy/.npz/.csv windows in data units)")
+    t = spec.forecast_transform
+    if t is not None and t.active:  # the graph sees transformed windows: calibrate on those
+        from edgernn.transforms import transform_inputs
+
+        x = transform_inputs(t, x, spec.output_size)[0].astype(np.float32)
     if spec.normalization is not None and spec.normalization.x_mean:
         x = normalize_x(x, spec.normalization)
     if len(x) > limit:

@@ -17,6 +17,7 @@ from edgernn.bundle import Manifest, Variant, check_file, read_manifest
 from edgernn.errors import BadInputError, ModelFileError
 from edgernn.runtime.backends import OnnxBackend
 from edgernn.spec import ModelSpec
+from edgernn.transforms import WindowContext, invert_outputs, transform_inputs
 
 DEFAULT_VARIANT = "onnx-window-fp32"
 CHUNK = 256  # windows per backend call: bounds memory on large inputs
@@ -123,6 +124,30 @@ def check_windows(x: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def active_transform(spec: ModelSpec):
+    t = spec.forecast_transform
+    return t if t is not None and t.active else None
+
+
+def prepare_windows(spec: ModelSpec, x: np.ndarray) -> tuple[np.ndarray, WindowContext | None]:
+    """Checked windows in data units → what the graph takes (forecast transform, then normalisation), and
+    the per-window context that ``finish_outputs`` needs to return forecasts in data units."""
+    x = check_windows(x, spec)
+    t = active_transform(spec)
+    if t is None:
+        return normalize_input(spec, x), None
+    x_t, ctx = transform_inputs(t, x, spec.output_size)
+    return normalize_input(spec, x_t), ctx
+
+
+def finish_outputs(spec: ModelSpec, y: np.ndarray, ctx: WindowContext | None) -> Prediction:
+    """Raw graph outputs → a Prediction in data units (normalisation, then the forecast transform, undone)."""
+    prediction = postprocess(spec, y)
+    if ctx is not None:
+        prediction.values = invert_outputs(spec.forecast_transform, prediction.values, ctx)
+    return prediction
+
+
 def normalize_input(spec: ModelSpec, x: np.ndarray) -> np.ndarray:
     norm = spec.normalization
     if spec.vocab_size:
@@ -160,6 +185,10 @@ class Model:
         """A StreamSession on this model's step graph (the bundle's step variant of the same precision)."""
         from edgernn.runtime.stream import StreamSession
 
+        t = active_transform(self.spec)
+        if t is not None:
+            raise BadInputError(f"this model forecasts through a per-window transform ({t.describe()}), which needs "
+                                "whole windows: it cannot stream frame by frame; run it on windows (--input)")
         if self.variant.graph == "step":
             return StreamSession(self.spec, self.backend, batch)
         if self.manifest is None:
@@ -179,9 +208,9 @@ class Model:
             if lengths is not None:
                 raise BadInputError("give either a list of sequences or padded windows with lengths, not both")
             x, lengths = pad_sequences(x, self.spec)
-        x = normalize_input(self.spec, check_windows(x, self.spec))
+        x, ctx = prepare_windows(self.spec, x)
         lengths = None if lengths is None else check_lengths(lengths, x)
-        return postprocess(self.spec, self.raw_outputs(x, lengths))
+        return finish_outputs(self.spec, self.raw_outputs(x, lengths), ctx)
 
     def raw_outputs(self, x_normalized: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         """The head's raw output ``y`` for normalised windows, in chunks; with ``lengths``, each window at its
