@@ -18,6 +18,7 @@ import numpy as np
 from edgernn.bundle import read_manifest
 from edgernn.errors import BadInputError
 from edgernn.metrics import PRIMARY_METRIC, forecast_baselines, task_metrics, verdict
+from edgernn.runtime.coverage import input_range, outside_share
 from edgernn.runtime.model import finish_outputs, prepare_windows
 
 REFERENCE_VARIANT = "onnx-window-fp32"
@@ -35,6 +36,7 @@ class VariantScore:
     latency_ms: float  # window latency, batch 1, median
     drop: float = 0.0  # accuracy points lost, or % MSE gained, vs the fp32 variant
     passed: bool = True
+    outside_calibration: float | None = None  # int8-static: share of input values outside its calibrated range
 
 
 @dataclass
@@ -131,6 +133,7 @@ def evaluate_bundle(
                               "accuracy points" if spec.head == "classification" else "% MSE", budget, ds.n)
 
     runs = []  # (name, precision, format, size, model with raw_outputs(x, lengths) and window(x))
+    ranges = {}  # int8-static variants: calibrated input range
     if checkpoint is not None:
         runs.append(_torch_run(checkpoint, spec))
     for v in manifest.variants:
@@ -138,6 +141,7 @@ def evaluate_bundle(
             continue
         model = load(bundle, variant=v.name, threads=threads)
         runs.append((v.name, v.precision, v.format, v.size, model))
+        ranges[v.name] = input_range(v)
     x, ctx = prepare_windows(spec, ds.x)  # the forecast transform (if any), then the normalisation
     one = x[:1] if ds.lengths is None else x[:1, : int(ds.lengths[0])]  # one sequence, unpadded, for latency
     reference = None
@@ -145,6 +149,8 @@ def evaluate_bundle(
         y = model.raw_outputs(x, ds.lengths)  # variable length: each sequence at its true length
         metrics = task_metrics(spec.head, ds.y, finish_outputs(spec, y, ctx).values, spec.output_size)
         score = VariantScore(name, precision, fmt, metrics, size, _latency_ms(model.window, one))
+        if ranges.get(name):
+            score.outside_calibration = round(outside_share(x, ranges[name], ds.lengths), 6)
         report.scores.append(score)
         if name == REFERENCE_VARIANT:
             reference = metrics

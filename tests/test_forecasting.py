@@ -131,3 +131,57 @@ def test_log_of_non_positive_data_is_refused(tmp_path):
     path.write_text("".join(f"{v}\n" for v in np.sin(np.arange(100) / 5)))
     result = invoke("train", "--data", path, "--head", "forecast", "--window", 8, "--log", "--out", tmp_path / "r")
     assert result.exit_code == 2 and "the log transform needs inputs > 0" in result.stderr
+
+
+# ---- 8. calibration coverage and margin ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trending(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trending")
+    rng = np.random.default_rng(3)
+    series = 10 + 0.2 * np.arange(400) + rng.normal(0, 0.5, 400)  # the test period lies above every train value
+    path = root / "trend.csv"
+    path.write_text("".join(f"{v:.4f}\n" for v in series))
+    ok(invoke("train", "--data", path, "--head", "forecast", "--window", 12, "--hidden", 8, "--epochs", 3,
+              "--out", root / "run", "--quiet"))
+    ok(invoke("export", root / "run", "--out", root / "plain", "--quantize", "int8-static"))
+    ok(invoke("export", root / "run", "--out", root / "wide", "--quantize", "int8-static",
+              "--calibration-margin", 3))
+    return root, series
+
+
+def _input_range(bundle):
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    v = next(v for v in manifest["variants"] if v["name"] == "onnx-window-int8-static")
+    return v["quantization"]["input_range"], manifest
+
+
+def test_export_records_the_calibrated_range_and_widens_it_by_the_margin(trending):
+    root, _ = trending
+    (lo, hi), _ = _input_range(root / "plain")
+    (lo_w, hi_w), _ = _input_range(root / "wide")
+    assert hi > lo
+    assert (lo_w, hi_w) == pytest.approx((lo - 3 * (hi - lo), hi + 3 * (hi - lo)))
+
+
+def test_evaluate_and_run_report_calibration_coverage(trending, tmp_path):
+    from edgernn.datasource import DataSource
+
+    root, series = trending
+    (lo, hi), manifest = _input_range(root / "plain")
+    test = DataSource.from_dict(manifest["data"]).splits().test
+    norm = manifest["spec"]["normalization"]
+    x = (test.x - norm["x_mean"][0]) / norm["x_std"][0]
+    expected = float(np.mean((x < lo) | (x > hi)))
+    assert expected > 0.5  # the trend carried the test period out of the calibrated range
+    report = json.loads(ok(invoke("evaluate", root / "plain", "--json", "--max-drop", 1e9)).stdout)
+    score = next(s for s in report["scores"] if s["variant"] == "onnx-window-int8-static")
+    assert score["outside_calibration"] == pytest.approx(expected, abs=1e-6)
+    assert all(s["outside_calibration"] is None for s in report["scores"] if s["variant"] != score["variant"])
+    wide = json.loads(ok(invoke("evaluate", root / "wide", "--json", "--max-drop", 1e9)).stdout)
+    assert next(s for s in wide["scores"] if s["variant"] == score["variant"])["outside_calibration"] < expected
+    np.save(tmp_path / "w.npy", test.x)
+    result = ok(invoke("run", root / "plain", "--variant", "onnx-window-int8-static", "--input", tmp_path / "w.npy"))
+    assert f"calibration coverage of onnx-window-int8-static: {100 * expected:.2f} % of input values outside" \
+        in result.stderr

@@ -81,11 +81,14 @@ def train(task, data_path, head, window, horizon, stride, test_path, val_fractio
               help="also write these precisions, comma-separated: fp16, int8-dynamic, int8-static")
 @click.option("--calibration", "calibration_path", type=click.Path(path_type=Path),
               help="windows (.npy/.npz/.csv, data units) to calibrate int8-static on (default: the training split)")
+@click.option("--calibration-margin", type=float, default=0.0, show_default=True,
+              help="widen int8-static's calibrated input range by this fraction of its width on each side "
+              "(for data that drifts beyond the calibration windows, e.g. 0.5)")
 @click.option("--format", "formats", default="onnx", show_default=True, metavar="LIST",
               help="model formats, comma-separated: onnx, or onnx,tflite (TFLite needs edgernn[tflite])")
 @click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON")
-def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, precisions, calibration_path, formats,
-           as_json):
+def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, precisions, calibration_path,
+           calibration_margin, formats, as_json):
     """Export a checkpoint to a bundle of ONNX model files, validated against the NumPy reference.
 
     Each precision in --quantize adds a window and a step file (model.int8-static.onnx,
@@ -106,7 +109,8 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
         ir_version, opset = target.pick(ir_version, opset)
     result = export_checkpoint(checkpoint, out, validate=not no_validate, target=target,
                                opset=opset or DEFAULT_OPSET, ir_version=ir_version or DEFAULT_IR_VERSION,
-                               quantize=quantize, calibration_path=calibration_path, progress=stderr_is_tty(),
+                               quantize=quantize, calibration_path=calibration_path,
+                               calibration_margin=calibration_margin, progress=stderr_is_tty(),
                                formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
     variants = [{"name": v.name, "file": v.file, "size": v.size, "precision": v.precision, "requires": list(v.requires),
                  "parity": v.parity} for v in result.manifest.variants]

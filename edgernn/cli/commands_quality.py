@@ -40,6 +40,11 @@ def evaluate(bundle, data_path, checkpoint, max_drop, plot, threads, as_json):
         for s in report.scores:
             click.echo(f"{s.variant:<26}" + "".join(f"{fmt(s.metrics[k]):>10}" for k in keys)
                        + f"{s.drop:>9.2f}{s.size / 1024:>10.1f}{s.latency_ms:>10.3f}" + ("" if s.passed else "  FAIL"))
+        for s in report.scores:
+            if s.outside_calibration is not None:
+                click.echo(f"calibration coverage of {s.variant}: {100 * s.outside_calibration:.2f} % of input values "
+                           "outside its calibrated range" + (" (clipped; see export --calibration-margin)"
+                                                             if s.outside_calibration else ""))
         for name, b in report.baselines.items():
             click.echo(f"baseline ({name}):  " + "  ".join(f"{k} {fmt(v)}" for k, v in b.items()))
         if report.verdict:

@@ -45,6 +45,7 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
     from edgernn.data.inputs import read_model_inputs
     from edgernn.errors import BadInputError
     from edgernn.runtime import load
+    from edgernn.runtime.coverage import coverage_line, input_range, outside_share
     from edgernn.runtime.records import render
 
     fmt_name = fmt_name or ("csv" if output is not None and output.suffix == ".csv" else "jsonl")
@@ -61,6 +62,12 @@ def run(model, input_path, stream, output, fmt_name, variant, threads, backend, 
     if lengths_path is not None:
         lengths = read_integers(lengths_path, "lengths").reshape(-1)
     records = m.predict(x, lengths=lengths).records()
+    value_range = input_range(m.variant)
+    if value_range is not None:  # int8-static: say how much of this input its calibration covers
+        from edgernn.runtime.model import prepare_windows
+
+        share = outside_share(prepare_windows(m.spec, x)[0], value_range, lengths)
+        click.echo(coverage_line(m.variant.name, share, value_range), err=True)
     text = render(records, fmt_name)
     if output is None:
         click.echo(text, nl=False)

@@ -7,7 +7,7 @@ spec's ``data_layout``), so ``run`` never guesses differently from ``train``:
   ``.csv``/``.tsv`` and 2-D ``.npy`` inputs in that layout, the target column dropped; a row of
   another width is refused;
 - a model trained on a series (``series``/``series-dated``) reads ``.csv``/``.tsv`` and 1-D/2-D
-  ``.npy`` inputs as a series (rows are time steps; a leading date column as in training) and
+  ``.npy`` inputs as a series (3-D ``.npy`` are windows) (rows are time steps; a leading date column as in training) and
   predicts every window of the model's length in it;
 - ``.ts`` files (labelled or not) are read by the training reader, variable length included;
 - ``.npz`` with ``x`` and ``lengths`` holds variable-length sequences padded at the end.
@@ -103,7 +103,7 @@ def read_model_inputs(path: str | Path, spec) -> tuple[np.ndarray, np.ndarray | 
     if suffix == ".ts":
         cases = read_ts(p, source, unlabelled_ok=True)
         return _checked_features(cases.x, spec, source), cases.lengths
-    if layout in ("series", "series-dated") and suffix != ".npz":
+    if layout in ("series", "series-dated") and (suffix in (".csv", ".tsv") or (suffix == ".npy" and _ndim(p, source) < 3)):
         return _series_windows(p, source, spec), None
     if layout == "cases" and (suffix in (".csv", ".tsv") or (suffix == ".npy" and _ndim(p, source) == 2)):
         return _cases_inputs(p, source, spec), None

@@ -78,6 +78,7 @@ def export_bundle(
     quantize: tuple[str, ...] = (),  # precisions beyond fp32: "fp16", "int8-dynamic", "int8-static"
     calibration: np.ndarray | None = None,  # normalised windows (N, T, F) for int8-static
     calibration_source: str = "",
+    calibration_margin: float = 0.0,  # widen int8-static's input range by this × its width on each side
     formats: tuple[str, ...] = ("onnx",),  # "onnx" and/or "tflite"
     progress: bool = False,
 ) -> ExportResult:
@@ -100,7 +101,8 @@ def export_bundle(
         files.append(("onnx-step-fp32", "model.step.onnx", "step", "fp32", step, step_inputs, step_outputs))
         streaming = {"supported": True, **state_description(spec)}
     extras = _precision_variants(spec, weights, files, quantize, calibration, calibration_source,
-                                 ir_version=ir_version, opset=opset, progress=progress)
+                                 calibration_margin=calibration_margin, ir_version=ir_version, opset=opset,
+                                 progress=progress)
     io = {graph: (ins, outs) for _, _, graph, _, _, ins, outs in files}
     files += [(q.name, q.file, q.graph, q.precision, q.model, *io[q.graph]) for q in extras.values() if q.precision != "fp32"]
 

@@ -75,6 +75,7 @@ def quantized_variants(
     step_fp32: onnx.ModelProto | None,
     calibration: np.ndarray | None,
     calibration_source: str = "",
+    calibration_margin: float = 0.0,
     ir_version: int,
     opset: int,
     progress: bool = False,
@@ -92,6 +93,7 @@ def quantized_variants(
     if calibration is not None and any(p.startswith("int8") for p in precisions):
         scan = build_scan_window_graph(spec, weights, ir_version=ir_version, opset=opset)
         statistics = calib.site_statistics(spec, scan, calibration, progress=progress)
+        statistics = calib.widened_input_range(statistics, calibration_margin)
 
     out: list[GraphVariant] = []
     for precision in precisions:
@@ -111,6 +113,9 @@ def quantized_variants(
             if missed:
                 listed = ", ".join(f"{e['initializer']} ({e['stored']})" for e in missed)
                 raise ExportError(f"{variant_name(graph, precision)}: weights not in {precision}: {listed}")
+            if precision == "int8-static":  # what evaluate and run check inputs against (calibration coverage)
+                how = {**how, "input_range": list(calib.input_range(statistics)),
+                       "calibration_margin": calibration_margin}
             out.append(GraphVariant(variant_name(graph, precision), variant_file(graph, precision), graph, precision,
                                     model, requires, report, dict(how)))
     return out
