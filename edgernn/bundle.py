@@ -83,6 +83,7 @@ class Manifest:
     data: dict[str, Any] = field(default_factory=dict)  # the training DataSource, to rebuild its test split
     target: dict[str, Any] = field(default_factory=dict)  # `export --target-runtime`: limits, refused variants
     module: dict[str, Any] = field(default_factory=dict)  # exported from the user's nn.Module: path, input, lint
+    refused: tuple[dict[str, Any], ...] = ()  # `export --keep-passing`: variants left out, and why
     created: str = ""
     manifest_version: int = MANIFEST_VERSION
 
@@ -106,6 +107,7 @@ class Manifest:
             "data": self.data,
             "target": self.target,
             **({"module": self.module} if self.module else {}),
+            **({"refused": list(self.refused)} if self.refused else {}),
         }
 
     @classmethod
@@ -119,6 +121,7 @@ class Manifest:
             data=dict(d.get("data", {})),
             target=dict(d.get("target", {})),
             module=dict(d.get("module", {})),
+            refused=tuple(dict(r) for r in d.get("refused", ())),
             created=d.get("created", ""),
             manifest_version=int(d.get("manifest_version", MANIFEST_VERSION)),
         )

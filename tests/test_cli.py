@@ -302,7 +302,10 @@ def test_validate_with_checkpoint_compares_with_torch(trained_bundle, trained_ru
     window = next(r for r in d["variants"] if r["variant"] == "onnx-window-fp32")
     torch_cases = [c for c in window["comparisons"] if c["against"] == "torch"]
     assert {c["output"] for c in torch_cases} == {"y", "h_n", "c_n"}
-    assert len(torch_cases) == 3 * 9 and all(c["passed"] for c in torch_cases)
+    # the model's own data decides (one window alone, 16 together); the 3 × 3 random probes are drift
+    assert len([c for c in torch_cases if c["probe"] == "data" and c["decides"]]) == 3 * 2
+    assert len([c for c in torch_cases if c["probe"] == "random" and not c["decides"]]) == 3 * 9
+    assert all(c["passed"] for c in torch_cases)
 
 
 def test_validate_text_output(trained_bundle):
@@ -311,15 +314,23 @@ def test_validate_text_output(trained_bundle):
     lines = result.stdout.splitlines()
     assert lines[0] == "onnx-window-fp32  (fp32; tolerance atol 0.0001, rtol 0.001)"
     assert lines[-1] == "parity: passed"
-    assert [line.split()[1:3] for line in lines[1:7]] == [
-        ["numpy", "y"], ["numpy", "h_n"], ["numpy", "c_n"], ["probe", "y"], ["probe", "h_n"], ["probe", "c_n"]]
-    assert all(line.endswith("over 1 cases  ok") for line in lines[1:7])  # one batch × one length; one probe
-    assert lines[7] == "onnx-step-fp32  (fp32; tolerance atol 0.0001, rtol 0.001)"
-    assert [line.split()[1:3] for line in lines[8:-1]] == [
+    # deciding: the training data (one window alone, 16 together) and the probe stored at export;
+    # then the random probe the options asked for (batch 2, length 5), reported as drift
+    assert [line.split()[1:4] for line in lines[1:10]] == [
+        ["numpy", "y", "data"], ["numpy", "h_n", "data"], ["numpy", "c_n", "data"],
+        ["probe", "y", "stored"], ["probe", "h_n", "stored"], ["probe", "c_n", "stored"],
+        ["numpy", "y", "random"], ["numpy", "h_n", "random"], ["numpy", "c_n", "random"]]
+    assert all(line.endswith("over 2 cases  ok") for line in lines[1:4])
+    assert all(line.endswith("over 1 cases  ok") for line in lines[4:7])
+    assert all(line.endswith("over 1 cases  drift") for line in lines[7:10])
+    assert lines[10] == "onnx-step-fp32  (fp32; tolerance atol 0.0001, rtol 0.001)"
+    step_lines = lines[11:-1]
+    assert [line.split()[1:3] for line in step_lines[:10]] == [
         ["numpy", "y_every_step"], ["numpy", "y_last_step"], ["numpy", "h_n"], ["numpy", "c_n"],
         ["probe", "h_n"], ["probe", "c_n"], ["probe", "y"],
         ["window", "y_last_step"], ["window", "h_n"], ["window", "c_n"]]
-    assert all(line.endswith("  ok") for line in lines[8:-1])
+    assert all(line.endswith("  ok") for line in step_lines[:10])
+    assert all(line.endswith("  drift") for line in step_lines[10:]) and len(step_lines) == 17
 
 
 def corrupt_weights(bundle: Path, initializer: str = "W_hh_l0", delta: float = 0.5) -> None:

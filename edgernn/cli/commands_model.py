@@ -86,9 +86,12 @@ def train(task, data_path, head, window, horizon, stride, test_path, val_fractio
               "(for data that drifts beyond the calibration windows, e.g. 0.5)")
 @click.option("--format", "formats", default="onnx", show_default=True, metavar="LIST",
               help="model formats, comma-separated: onnx, or onnx,tflite (TFLite needs edgernn[tflite])")
+@click.option("--keep-passing", is_flag=True,
+              help="when a variant fails parity, write the others and list the refused ones (the fp32 window "
+              "graph, every bundle's reference, must pass)")
 @click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON")
 def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, precisions, calibration_path,
-           calibration_margin, formats, as_json):
+           calibration_margin, formats, keep_passing, as_json):
     """Export a checkpoint to a bundle of ONNX model files, validated against the NumPy reference.
 
     Each precision in --quantize adds a window and a step file (model.int8-static.onnx,
@@ -111,18 +114,21 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
                                opset=opset or DEFAULT_OPSET, ir_version=ir_version or DEFAULT_IR_VERSION,
                                quantize=quantize, calibration_path=calibration_path,
                                calibration_margin=calibration_margin, progress=stderr_is_tty(),
+                               keep_passing=keep_passing,
                                formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
     variants = [{"name": v.name, "file": v.file, "size": v.size, "precision": v.precision, "requires": list(v.requires),
                  "parity": v.parity} for v in result.manifest.variants]
     if as_json:
         emit_json({"bundle": str(out), "seconds": round(result.seconds, 3), "variants": variants,
-                   "validated": not no_validate, "target": result.manifest.target})
+                   "validated": not no_validate, "target": result.manifest.target, "refused": list(result.refused)})
         return
     click.echo(f"exported {checkpoint} → {out}/ in {result.seconds:.2f} s")
     for v in variants:
         parity = f"max abs {fmt(v['parity']['max_abs'])} vs numpy" if v["parity"] else "not validated"
         needs = f"  needs {', '.join(v['requires'])}" if v["requires"] else ""
         click.echo(f"  {v['name']:<26} {v['file']:<30} {v['size'] / 1024:8.1f} KiB  {parity}{needs}")
+    for r in result.refused:
+        click.echo(f"  refused {r['variant']}: {r['reason']}")
     if target is not None:
         t = result.manifest.target
         click.echo(f"target {t['runtime']}: IR version {t['ir_version']}, opset {t['opset']}")
@@ -154,15 +160,19 @@ def validate(bundle, checkpoint, batches, lengths, seed, warn_only, as_json):
     else:
         for r in reports:
             click.echo(f"{r.variant}  ({r.precision}; tolerance atol {r.tolerance.atol:g}, rtol {r.tolerance.rtol:g})")
-            for against in sorted({c.against for c in r.comparisons}):
-                for output in dict.fromkeys(c.output for c in r.comparisons):
-                    cs = [c for c in r.comparisons if c.against == against and c.output == output]
-                    if not cs:
-                        continue
-                    ok = all(c.passed for c in cs)
-                    click.echo(f"  vs {against:<6} {output:<12} max abs {fmt(max(c.max_abs for c in cs)):>9}  "
-                               f"max rel {fmt(max(c.max_rel for c in cs)):>9}  mean abs {fmt(max(c.mean_abs for c in cs)):>9}"
-                               f"  over {len(cs)} cases  {'ok' if ok else 'FAIL'}")
+            for decides in (True, False):  # probes that decide, then the drift ones
+                for against in sorted({c.against for c in r.comparisons}):
+                    for output in dict.fromkeys(c.output for c in r.comparisons):
+                        cs = [c for c in r.comparisons
+                              if c.against == against and c.output == output and c.decides == decides]
+                        if not cs:
+                            continue
+                        ok = all(c.passed for c in cs)
+                        probes = "+".join(sorted({c.probe for c in cs}))
+                        verdict = ("ok" if ok else "FAIL") if decides else ("drift" + ("" if ok else " (beyond tolerance)"))
+                        click.echo(f"  vs {against:<6} {output:<12} {probes:<7} max abs {fmt(max(c.max_abs for c in cs)):>9}  "
+                                   f"max rel {fmt(max(c.max_rel for c in cs)):>9}  "
+                                   f"mean abs {fmt(max(c.mean_abs for c in cs)):>9}  over {len(cs)} cases  {verdict}")
         click.echo("parity: " + ("passed" if passed else "FAILED"))
     if not passed and not warn_only:
         raise CheckFailedError("parity check failed for: " + ", ".join(r.variant for r in reports if not r.passed))

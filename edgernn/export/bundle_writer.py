@@ -30,6 +30,7 @@ class ExportResult:
     manifest: Manifest
     reports: list[VariantReport]
     seconds: float
+    refused: tuple[dict, ...] = ()  # keep_passing: variants that failed parity and were left out
 
 
 def _versions() -> dict[str, str]:
@@ -81,6 +82,7 @@ def export_bundle(
     calibration_margin: float = 0.0,  # widen int8-static's input range by this × its width on each side
     formats: tuple[str, ...] = ("onnx",),  # "onnx" and/or "tflite"
     progress: bool = False,
+    keep_passing: bool = False,  # write the variants that pass parity, list the refused ones
 ) -> ExportResult:
     """Write ``out/`` with the window graph and manifest; validate every variant before calling it done.
 
@@ -149,21 +151,43 @@ def export_bundle(
         )
         write_manifest(tmp, manifest)
         reports: list[VariantReport] = []
+        refused: tuple[dict, ...] = ()
         if validate:
             from edgernn.validate import validate_bundle
 
-            reports = validate_bundle(tmp, weights=weights, with_torch=False)
+            reports = validate_bundle(tmp, weights=weights, with_torch=False, float_floor=True)
             failed = [r for r in reports if not r.passed]
             if failed:
                 worst = "; ".join(f"{r.variant}: max abs {r.worst()['max_abs']:.3g}" for r in failed)
-                raise CheckFailedError(f"parity check failed, bundle not written ({worst})")
+                if not keep_passing or any(r.variant == "onnx-window-fp32" for r in failed):
+                    hint = "" if keep_passing else "; --keep-passing writes the variants that pass"
+                    raise CheckFailedError(f"parity check failed, bundle not written ({worst}){hint}")
+                manifest, refused = _without(tmp, manifest, failed)
+                reports = [r for r in reports if r.passed]
             by_name = {r.variant: r for r in reports}
             manifest = replace(manifest, variants=tuple(
                 replace(v, parity={"against": "numpy", **by_name[v.name].worst()}) if v.name in by_name else v
                 for v in manifest.variants
             ))
             write_manifest(tmp, manifest)
-    return ExportResult(out, manifest, reports, time.perf_counter() - started)
+    return ExportResult(out, manifest, reports, time.perf_counter() - started, refused)
+
+
+def _without(folder: Path, manifest: Manifest, failed: list[VariantReport]) -> tuple[Manifest, tuple[dict, ...]]:
+    """The manifest without the variants that failed parity (their files removed), and the refusals listed."""
+    names = {r.variant for r in failed}
+    refused = tuple({"variant": r.variant, "reason": f"parity: max abs {r.worst()['max_abs']:.3g} beyond "
+                     f"{r.precision} tolerance (atol {r.tolerance.atol:g}, rtol {r.tolerance.rtol:g})"} for r in failed)
+    for v in manifest.variants:
+        if v.name in names:
+            (folder / v.file).unlink()
+    streaming = manifest.streaming
+    if "onnx-step-fp32" in names:
+        streaming = {"supported": False, "reason": "the fp32 step graph failed parity (export --keep-passing)"}
+    manifest = replace(manifest, variants=tuple(v for v in manifest.variants if v.name not in names),
+                       refused=refused, streaming=streaming)
+    write_manifest(folder, manifest)
+    return manifest, refused
 
 
 def _tflite_files(spec, weights, formats, quantize, calibration, progress):
