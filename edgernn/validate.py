@@ -68,7 +68,7 @@ def validate_bundle(
         if with_torch is None:
             with_torch = from_checkpoint
     torch_fn = torch_window_fn(manifest.spec, weights) if with_torch else None
-    floor_fn = torch_fn or (torch_window_fn(manifest.spec, weights) if float_floor and _has_torch() else None)
+    floor_fn = torch_fn or (_torch_floor(manifest.spec, weights) if float_floor and _has_torch() else None)
     if data_windows is None:
         data_windows = data_probe_windows(manifest.spec, manifest.data)
     from edgernn.runtime.stream import step_fn
@@ -118,6 +118,15 @@ def _record(report: VariantReport, got, expected, batch: int, length: int, mode:
         figures = compare(got.get(output, np.empty(0)), want, report.tolerance)
         report.comparisons.append(Comparison(report.variant, "probe", output, batch, length, *figures, mode=mode,
                                              probe="stored"))
+
+
+def _torch_floor(spec, weights):
+    """PyTorch on these weights, for the fp32 floor; None when they are not laid out as edgernn's own model
+    (a module exported under other names): the floor is then left out, never guessed."""
+    try:
+        return torch_window_fn(spec, weights)
+    except (RuntimeError, KeyError):
+        return None
 
 
 def _has_torch() -> bool:

@@ -313,3 +313,15 @@ def test_real_gunpoint_tsv_and_ts_read_the_same_cases():
     assert a.labels == b.labels == ("1", "2")
     np.testing.assert_array_equal(a.y, b.y)
     np.testing.assert_allclose(a.x, b.x, atol=1e-6)
+
+
+@pytest.mark.parametrize("stamps,season", [(["1991 Jul", "1991 Aug", "1991 Sep"], 12),
+                                           (["1970 Q1", "1970 Q2", "1970 Q3"], 4),
+                                           (["2021-05-01 00:00:00+00:00", "2021-05-01 00:30:00+00:00",
+                                             "2021-05-01 01:00:00+00:00"], None)])
+def test_named_months_quarters_and_times_are_date_columns(tmp_path, stamps, season):
+    path = tmp_path / "s.csv"
+    path.write_text("When,Value\n" + "".join(f"{s},{i + 1}\n" for i, s in enumerate(stamps)))
+    ds = load_data(path, window=2)
+    assert ds.head == "forecast" and ds.features == 1 and ds.season == season
+    np.testing.assert_array_equal(ds.x[0, :, 0], [1, 2])

@@ -65,11 +65,15 @@ class Table:
 
 _DATE = r"\d{4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
 _TIME = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
-_DATE_TIME = re.compile(rf"^(?:(?:{_DATE})(?:[ T]{_TIME})?(?:Z|[+-]\d{{2}}:?\d{{2}})?|{_TIME})$")
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
+_NAMED = rf"\d{{4}}[ -]?(?:{_MONTH}|Q[1-4])|(?:{_MONTH}|Q[1-4])[ -]?\d{{2,4}}"  # 1991 Jul, Jul-1991, 1970 Q1
+_DATE_TIME = re.compile(rf"^(?:(?:{_DATE})(?:[ T]{_TIME})?(?:Z|[+-]\d{{2}}:?\d{{2}})?|{_TIME}|{_NAMED})$",
+                        re.IGNORECASE)
 
 
 def is_date_or_time(text: str) -> bool:
-    """A calendar date, a date and time, or a time of day (``1949-01``, ``2020-03-01 12:00``, ``12:30``)."""
+    """A calendar date, a date and time, a time of day, a named month or quarter (``1949-01``,
+    ``2020-03-01 12:00``, ``12:30``, ``1991 Jul``, ``1970 Q1``)."""
     return bool(_DATE_TIME.match(text.strip()))
 
 

@@ -29,6 +29,7 @@ uses 32 steps and says so in a note. ``horizon`` and ``stride`` apply to forecas
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,7 +195,8 @@ def _series_with_time_column(table: Table, head: str | None) -> _Series:
             f"not {head} cases; pass --head forecast (or drop the date column if each row really is one case)"
         )
     stamps = [cells[0] for cells in table.rows]
-    if all(s[:4].isdigit() and len(s) == len(stamps[0]) for s in stamps):  # ISO-like: text order is time order
+    iso = re.compile(r"^\d{4}[-/.]\d")
+    if all(iso.match(s) and len(s) == len(stamps[0]) for s in stamps):  # ISO-like: text order is time order
         for row in range(1, len(stamps)):
             if stamps[row] <= stamps[row - 1]:
                 raise BadInputError(
@@ -206,10 +208,20 @@ def _series_with_time_column(table: Table, head: str | None) -> _Series:
     inferred = "inferred --head forecast; " if head is None else ""
     note = (f"{inferred}column {name} holds dates/times ({first} … {last}): rows taken as {len(stamps)} time steps "
             "in file order, the date column dropped")
-    monthly = all(len(s) == 7 and s[4] in "-/." for s in stamps)  # YYYY-MM
-    if monthly:
-        note += "; monthly dates: seasonal baselines use a season of 12 steps"
-    return _Series(table.numbers(first_column=1), (note,), layout="series-dated", season=12 if monthly else None)
+    season = _season(stamps)
+    if season:
+        note += f"; {'monthly' if season == 12 else 'quarterly'} dates: seasonal baselines use a season of {season} steps"
+    return _Series(table.numbers(first_column=1), (note,), layout="series-dated", season=season)
+
+
+def _season(stamps: list[str]) -> int | None:
+    """12 for monthly stamps (1949-01, 1991 Jul), 4 for quarterly (1970 Q1), else None."""
+    if all(re.match(r"^\d{4}[-/.]\d{2}$", s) for s in stamps) or \
+            all(re.match(r"^\d{4}[ -]?[A-Za-z]{3}", s) and not re.search(r"Q\d", s) for s in stamps):
+        return 12
+    if all(re.search(r"Q[1-4]", s, re.IGNORECASE) for s in stamps):
+        return 4
+    return None
 
 
 def _label_cells(table: Table) -> np.ndarray:
