@@ -246,7 +246,7 @@ def main() -> None:
     parser.add_argument("--sets", help="comma-separated subset of: " + ", ".join(s.name for s in SETS))
     parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the least contention)")
     args = parser.parse_args()
     import torch
 
