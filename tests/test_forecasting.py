@@ -80,6 +80,10 @@ def test_the_transform_is_kept_in_the_spec(transformed):
     root, _, _ = transformed
     spec = json.loads((root / "run" / "checkpoint.json").read_text())["spec"]
     assert spec["forecast_transform"] == {"target": "change", "log": True, "window_scale": True}
+    manifest = json.loads((root / "bundle" / "manifest.json").read_text())
+    assert manifest["spec"]["forecast_transform"] == spec["forecast_transform"]
+    assert manifest["streaming"]["supported"] is False and "needs whole windows" in manifest["streaming"]["reason"]
+    assert not any(v["graph"] == "step" for v in manifest["variants"])  # no step graph a device would misuse
 
 
 def test_the_runtime_takes_raw_windows_and_returns_raw_forecasts(transformed):

@@ -100,7 +100,14 @@ def info(model, as_json):
     if spec and spec.get("labels"):
         click.echo(f"labels: {', '.join(spec['labels'])}")
     if spec and spec.get("window"):
-        click.echo(f"trained on windows of {spec['window']} steps")
+        click.echo(f"trained on windows of {spec['window']} steps"
+                   + (" (variable length: each sequence runs at its true length)" if spec.get("variable_length") else ""))
+    if spec and spec.get("data_layout"):
+        click.echo(f"inputs read as the training file was laid out: {spec['data_layout']}")
+    if spec and spec.get("forecast_transform"):
+        t = spec["forecast_transform"]
+        click.echo("forecast transform (applied by the runtime): "
+                   + ", ".join(f"{k} {v}" for k, v in t.items()))
     if "streaming" in d:
         s = d["streaming"]
         click.echo("streaming: " + ("yes (step graph)" if s.get("supported") else f"no — {s.get('reason', '')}"))

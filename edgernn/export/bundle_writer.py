@@ -95,6 +95,9 @@ def export_bundle(
     if spec.bidirectional:
         streaming = {"supported": False,
                      "reason": "bidirectional: the backward direction needs the whole window, so it cannot stream"}
+    elif spec.forecast_transform is not None and spec.forecast_transform.active:
+        streaming = {"supported": False, "reason": f"a per-window forecast transform "
+                     f"({spec.forecast_transform.describe()}) needs whole windows"}
     elif target is not None and target.refuses_graph("step", opset):
         streaming = {"supported": False, "reason": target.refuses_graph("step", opset)}
     else:
