@@ -235,24 +235,25 @@ def test_the_official_test_file_is_never_used_for_normalisation(tmp_path):
 # ---- 5. defaults sized to the data -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n,batch,patience", [(30, 8, 30), (100, 8, 16), (1000, 64, 13), (100_000, 64, 8)])
-def test_batch_size_and_patience_follow_the_data_size(n, batch, patience):
+@pytest.mark.parametrize("n,batch,patience,epochs", [(30, 8, 30, 250), (100, 8, 16, 77), (1000, 64, 13, 63),
+                                                      (100_000, 64, 8, 60)])
+def test_batch_size_patience_and_epochs_follow_the_data_size(n, batch, patience, epochs):
     from edgernn.nn.train import TrainConfig, data_size_defaults
 
     config, notes = data_size_defaults(TrainConfig(), n)
-    assert (config.batch_size, config.patience) == (batch, patience)
+    assert (config.batch_size, config.patience, config.epochs) == (batch, patience, epochs)
     steps = -(-n // batch)
-    assert notes == [f"picked batch size {batch} and patience {patience} epochs ({steps} gradient steps per epoch) "
-                     f"for {n} training cases"]
-    kept, notes = data_size_defaults(TrainConfig(batch_size=16, patience=5), n)
-    assert (kept.batch_size, kept.patience, notes) == (16, 5, [])
+    assert notes == [f"picked batch size {batch}, patience {patience} epochs ({steps} gradient steps per epoch), "
+                     f"at most {epochs} epochs for {n} training cases"]
+    kept, notes = data_size_defaults(TrainConfig(batch_size=16, patience=5, epochs=7), n)
+    assert (kept.batch_size, kept.patience, kept.epochs, notes) == (16, 5, 7, [])
 
 
 def test_train_says_what_it_picked(level_bundle):
     *_, run, _ = level_bundle
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["config"] == {"batch_size": 8, "patience": 29}
-    assert "picked batch size 8 and patience 29 epochs (7 gradient steps per epoch) for 51 training cases" \
+    assert metrics["config"] == {"batch_size": 8, "patience": 29, "epochs": 25}
+    assert "picked batch size 8, patience 29 epochs (7 gradient steps per epoch) for 51 training cases" \
         in metrics["notes"]
 
 

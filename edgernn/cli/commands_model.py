@@ -19,7 +19,8 @@ from edgernn.cli.options import data_options, data_source, split_options
 @click.option("--layers", "num_layers", type=int, default=1, show_default=True)
 @click.option("--bidirectional", is_flag=True, help="bidirectional backbone (window graph only: cannot stream)")
 @click.option("--dropout", type=float, default=0.0, show_default=True, help="between stacked layers")
-@click.option("--epochs", type=int, default=60, show_default=True, help="at most; early stopping may end sooner")
+@click.option("--epochs", type=int, help="at most; early stopping may end sooner [default: about 1000 gradient "
+              "steps, 60..500]")
 @click.option("--batch-size", type=int, help="[default: from the training set's size, 8..64]")
 @click.option("--lr", type=float, default=5e-3, show_default=True, help="Adam learning rate")
 @click.option("--patience", type=int,

@@ -38,7 +38,7 @@ class TrainConfig:
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
-    epochs: int = 60
+    epochs: int | None = None  # None: enough for about 1000 gradient steps, 60..500 (see data_size_defaults)
     batch_size: int | None = None  # None: picked from the training set's size (see data_size_defaults)
     lr: float = 5e-3
     patience: int | None = None  # None: picked from the number of gradient steps per epoch
@@ -84,24 +84,30 @@ def _targets(ds: data.Dataset, norm) -> torch.Tensor:
 
 
 def data_size_defaults(config: TrainConfig, n_train: int) -> tuple[TrainConfig, list[str]]:
-    """Fill a batch size and patience left open (None) from the training set's size, and say what was picked.
+    """Fill a batch size, patience and epoch budget left open (None) from the training set's size, and say
+    what was picked.
 
     Small sets get small batches (about a tenth of the set, 8..64, a power of two) so that an epoch is
-    several gradient steps, and a patience of about 200 gradient steps (8..30 epochs), so early
-    stopping does not end training after a handful of updates.
+    several gradient steps, a patience of about 200 gradient steps (8..30 epochs), so early stopping
+    does not end training after a handful of updates, and at most enough epochs for about 1000
+    gradient steps (60..500).
     """
     picked = []
     batch = config.batch_size
     if batch is None:
         batch = int(min(64, max(8, 2 ** round(math.log2(max(n_train, 1) / 10)))))
         picked.append(f"batch size {batch}")
+    steps = max(1, math.ceil(n_train / batch))
     patience = config.patience
     if patience is None:
-        steps = max(1, math.ceil(n_train / batch))
         patience = int(min(30, max(8, math.ceil(200 / steps))))
         picked.append(f"patience {patience} epochs ({steps} gradient steps per epoch)")
-    notes = [f"picked {' and '.join(picked)} for {n_train} training cases"] if picked else []
-    return replace(config, batch_size=batch, patience=patience), notes
+    epochs = config.epochs
+    if epochs is None:
+        epochs = int(min(500, max(60, math.ceil(1000 / steps))))
+        picked.append(f"at most {epochs} epochs")
+    notes = [f"picked {', '.join(picked)} for {n_train} training cases"] if picked else []
+    return replace(config, batch_size=batch, patience=patience, epochs=epochs), notes
 
 
 def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool = True) -> TrainResult:
@@ -202,7 +208,7 @@ def train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool 
         "parameters": spec.parameter_count(),
         "samples": {"train": tr.n, "val": splits.val.n, "test": te.n},
         "notes": list(tr.notes) + picked,
-        "config": {"batch_size": config.batch_size, "patience": config.patience},
+        "config": {"batch_size": config.batch_size, "patience": config.patience, "epochs": config.epochs},
     }
     weights = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
     info = {
@@ -235,8 +241,8 @@ def _progress(total: int, enabled: bool, desc: str):
 
 
 def check_config(config: TrainConfig) -> None:
-    open_or_positive = all(v is None or v >= 1 for v in (config.batch_size, config.patience))
-    if config.hidden_size < 1 or config.num_layers < 1 or config.epochs < 1 or not open_or_positive:
+    open_or_positive = all(v is None or v >= 1 for v in (config.batch_size, config.patience, config.epochs))
+    if config.hidden_size < 1 or config.num_layers < 1 or not open_or_positive:
         raise BadInputError("hidden size, layers, epochs, batch size and patience must be positive integers")
     if not 0.0 <= config.dropout < 1.0:
         raise BadInputError(f"dropout must be in [0, 1), got {config.dropout}")
