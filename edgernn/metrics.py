@@ -95,10 +95,11 @@ def verdict(metrics: dict[str, float], baselines: dict[str, dict[str, float]]) -
         return ""
     p = baselines["persistence"]["mse"]
     seasonal = [(k, v["mse"]) for k, v in baselines.items() if k.startswith("seasonal naive")]
+    ratio = f" ({metrics['mse'] / p:.2f}×)" if p > 0 else " (persistence is exact on this data)"
     if metrics["mse"] >= p:
-        return (f"the model does NOT beat persistence (last value): MSE {metrics['mse']:.4g} vs {p:.4g} "
-                f"({metrics['mse'] / p:.2f}×); a device would do better repeating the last value")
-    text = f"the model beats persistence: MSE {metrics['mse']:.4g} vs {p:.4g} ({metrics['mse'] / p:.2f}×)"
+        return (f"the model does NOT beat persistence (last value): MSE {metrics['mse']:.4g} vs {p:.4g}{ratio}; "
+                "a device would do better repeating the last value")
+    text = f"the model beats persistence: MSE {metrics['mse']:.4g} vs {p:.4g}{ratio}"
     for name, mse in seasonal:
         text += f"; {'beats' if metrics['mse'] < mse else 'does NOT beat'} {name}: MSE {mse:.4g}"
     return text

@@ -48,6 +48,8 @@ def test_verdict_says_plainly_when_the_model_does_not_beat_persistence():
     baselines = {"persistence": {"mse": 2.0}}
     assert verdict({"mse": 3.0}, baselines).startswith("the model does NOT beat persistence (last value): MSE 3 vs 2")
     assert verdict({"mse": 1.0}, baselines).startswith("the model beats persistence: MSE 1 vs 2 (0.50×)")
+    assert verdict({"mse": 0.5}, {"persistence": {"mse": 0.0}}).startswith(
+        "the model does NOT beat persistence (last value): MSE 0.5 vs 0 (persistence is exact on this data)")
 
 
 def test_train_and_evaluate_report_baselines_and_the_verdict(tmp_path):

@@ -53,8 +53,8 @@ SETS = [
     CaseSet("CardanoSentiment", "regression", "multivariate, 2 dims"),
     CaseSet("Airline", "forecast", "monthly passengers 1949-1960", window=24, season=12,
             transform={"forecast_target": "change", "log": True, "window_scale": True}),
-    CaseSet("PBS_dataset", "forecast", "monthly scripts 1991-2008 (has zeros: no log)", window=24, season=12,
-            transform={"forecast_target": "change", "window_scale": True}),
+    CaseSet("ShampooSales", "forecast", "monthly sales 1991-1993, 36 points", window=6, season=12,
+            transform={"forecast_target": "change", "log": True, "window_scale": True}),
     CaseSet("solar", "forecast", "half-hourly solar generation, 6 days", window=48, season=48,
             transform={"forecast_target": "change"}),
 ]
