@@ -326,3 +326,18 @@ def test_named_months_quarters_and_times_are_date_columns(tmp_path, stamps, seas
     ds = load_data(path, window=2)
     assert ds.head == "forecast" and ds.features == 1 and ds.season == season
     np.testing.assert_array_equal(ds.x[0, :, 0], [1, 2])
+
+
+def test_a_leading_year_column_is_a_time_index_not_a_feature(tmp_path):
+    path = tmp_path / "lynx.csv"
+    path.write_text("Year,Trappings\n" + "".join(f"{1821 + i},{100 + 10 * (i % 10)}\n" for i in range(40)))
+    for head in (None, "forecast"):
+        ds = load_data(path, head=head, window=5)
+        assert ds.head == "forecast" and ds.features == 1 and ds.y.shape == (35, 1)
+        assert ds.x[0, 0, 0] == 100.0
+        assert any("column 'Year' counts the time steps (1821 … 1860, one per row)" in n for n in ds.notes)
+    plain = tmp_path / "noheader.csv"
+    plain.write_text("".join(f"{i},{i * i}\n" for i in range(10)))
+    with pytest.raises(BadInputError, match="cannot tell whether rows are time steps"):
+        load_data(plain)  # no header naming time: still ambiguous without --head
+    assert load_data(plain, head="forecast", window=2).features == 1

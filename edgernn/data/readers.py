@@ -162,6 +162,8 @@ def _read_table_file(p: Path, source: str, head: str | None, any_classes: bool =
     notes: tuple[str, ...] = ()
     if len(table.rows[0]) >= 2 and all(is_date_or_time(cells[0]) for cells in table.rows):
         return _series_with_time_column(table, head)
+    if _year_or_index_column(table) and (head == "forecast" or (head is None and _time_header(table))):
+        return _series_with_index_column(table, head)
     if head is None:
         if not any(cells[0] and not is_number(cells[0]) for cells in table.rows):
             raise BadInputError(
@@ -212,6 +214,34 @@ def _series_with_time_column(table: Table, head: str | None) -> _Series:
     if season:
         note += f"; {'monthly' if season == 12 else 'quarterly'} dates: seasonal baselines use a season of {season} steps"
     return _Series(table.numbers(first_column=1), (note,), layout="series-dated", season=season)
+
+
+TIME_NAMES = ("year", "date", "time", "t", "step", "index", "period", "month", "day")
+
+
+def _time_header(table: Table) -> bool:
+    return bool(table.header) and table.header[0].strip().lower() in TIME_NAMES
+
+
+def _year_or_index_column(table: Table) -> bool:
+    """A first column of integers that go up by exactly 1 a row (years, a row index), beside other columns."""
+    cells = [cells[0] for cells in table.rows]
+    if len(table.rows[0]) < 2 or len(cells) < 3 or not all(c.lstrip("-").isdigit() for c in cells):
+        return False
+    values = np.array([int(c) for c in cells])
+    return bool(np.all(np.diff(values) == 1))
+
+
+def _series_with_index_column(table: Table, head: str | None) -> _Series:
+    """A series whose first column counts the time steps (years, an index): the column is dropped."""
+    name = repr(table.header[0]) if table.header and table.header[0] else "1"
+    first, last = table.rows[0][0], table.rows[-1][0]
+    width = len(table.rows[0])
+    table.require_width(width, f"a time index and {width - 1} features, as on line {table.lines[0]}")
+    inferred = "inferred --head forecast; " if head is None else ""
+    note = (f"{inferred}column {name} counts the time steps ({first} … {last}, one per row): read as a time index "
+            "and dropped, not forecast as a feature")
+    return _Series(table.numbers(first_column=1), (note,), layout="series-dated")
 
 
 def _season(stamps: list[str]) -> int | None:
