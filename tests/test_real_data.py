@@ -341,3 +341,12 @@ def test_a_leading_year_column_is_a_time_index_not_a_feature(tmp_path):
     with pytest.raises(BadInputError, match="cannot tell whether rows are time steps"):
         load_data(plain)  # no header naming time: still ambiguous without --head
     assert load_data(plain, head="forecast", window=2).features == 1
+
+
+def test_compare_scores_both_cells_on_the_official_test_file(tmp_path):
+    train_file = write_cases(tmp_path / "c_TRAIN.csv", level_cases(8, seed=0))
+    test_file = write_cases(tmp_path / "c_TEST.csv", level_cases(3, seed=1))
+    result = ok(invoke("compare", "--data", train_file, "--test-data", test_file, "--head", "classification",
+                       "--hidden", 4, "--epochs", 1, "--out", tmp_path / "cmp", "--json", "--quiet"))
+    report = json.loads(result.stdout)
+    assert "c_TEST.csv (official test file)" in report["data"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgernn.cli import cli, emit_json, fmt
-from edgernn.cli.options import data_options, data_source
+from edgernn.cli.options import data_options, data_source, split_options
 
 
 @cli.command()
@@ -58,6 +58,7 @@ def evaluate(bundle, data_path, checkpoint, max_drop, plot, threads, as_json):
 
 @cli.command()
 @data_options
+@split_options
 @click.option("--hidden", "hidden_size", type=int, default=32, show_default=True,
               help="LSTM hidden units; the GRU gets the size with the closest parameter count")
 @click.option("--layers", "num_layers", type=int, default=1, show_default=True)
@@ -66,8 +67,8 @@ def evaluate(bundle, data_path, checkpoint, max_drop, plot, threads, as_json):
 @click.option("--plot", type=click.Path(path_type=Path), help="write the comparison plot here [default: <out>/compare.png]")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def compare(task, data_path, head, window, horizon, stride, n, seed, hidden_size, num_layers, epochs, out, plot,
-            as_json, quiet):
+def compare(task, data_path, head, window, horizon, stride, n, seed, test_path, val_fraction, hidden_size, num_layers,
+            epochs, out, plot, as_json, quiet):
     """LSTM or GRU? Train both at the same parameter budget on the same split and compare.
 
     One table: parameters, training time, test metric in fp32 and int8, file sizes, window and
@@ -77,7 +78,7 @@ def compare(task, data_path, head, window, horizon, stride, n, seed, hidden_size
     from edgernn.compare import compare_cells, plot_comparison
     from edgernn.nn.train import TrainConfig, check_config
 
-    source = data_source(task, data_path, head, window, horizon, stride, n, seed)
+    source = data_source(task, data_path, head, window, horizon, stride, n, seed, test_path, val_fraction)
     config = TrainConfig(hidden_size=hidden_size, num_layers=num_layers, epochs=epochs, seed=seed)
     check_config(config)
     out = out or Path(f"compare-{source.label.split('.')[0]}")
