@@ -86,6 +86,7 @@ class Manifest:
     target: dict[str, Any] = field(default_factory=dict)  # `export --target-runtime`: limits, refused variants
     module: dict[str, Any] = field(default_factory=dict)  # exported from the user's nn.Module: path, input, lint
     not_written: tuple[dict[str, str], ...] = ()  # --best-effort: [{variant, reason}] asked for but not made
+    refused: tuple[dict[str, Any], ...] = ()  # `export --keep-passing`: variants left out, and why
     created: str = ""
     manifest_version: int = MANIFEST_VERSION
 
@@ -110,6 +111,7 @@ class Manifest:
             "target": self.target,
             **({"module": self.module} if self.module else {}),
             **({"not_written": list(self.not_written)} if self.not_written else {}),
+            **({"refused": list(self.refused)} if self.refused else {}),
         }
 
     @classmethod
@@ -124,6 +126,7 @@ class Manifest:
             target=dict(d.get("target", {})),
             module=dict(d.get("module", {})),
             not_written=tuple(dict(e) for e in d.get("not_written", ())),
+            refused=tuple(dict(r) for r in d.get("refused", ())),
             created=d.get("created", ""),
             manifest_version=format_major(d.get("manifest_version", MANIFEST_VERSION), "manifest_version"),
         )

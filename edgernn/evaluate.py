@@ -17,9 +17,9 @@ import numpy as np
 
 from edgernn.bundle import read_manifest
 from edgernn.errors import BadInputError, MissingDependencyError
-from edgernn.metrics import PRIMARY_METRIC, task_metrics
-from edgernn.plots import save_figure
-from edgernn.runtime.model import normalize_input, postprocess
+from edgernn.metrics import PRIMARY_METRIC, forecast_baselines, task_metrics, verdict
+from edgernn.runtime.coverage import input_range, outside_share
+from edgernn.runtime.model import finish_outputs, prepare_windows
 
 REFERENCE_VARIANT = "onnx-window-fp32"
 # Default budgets: 1 point of accuracy, or 2 % relative MSE.
@@ -38,6 +38,7 @@ class VariantScore:
     passed: bool = True
     graph: str = "window"  # window | step (scored as streamed: frame by frame over each window)
     max_abs_vs_fp32: float = 0.0  # largest |output - fp32 output| (data units, or probabilities)
+    outside_calibration: float | None = None  # int8-static: share of input values outside its calibrated range
 
 
 @dataclass
@@ -53,6 +54,8 @@ class EvaluationReport:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"variant", "reason"}: could not run here
     # variant → |output - fp32 output| over the data, for the plot's histogram (not in to_dict)
     differences: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # forecasting: persistence, seasonal naive
+    verdict: str = ""  # forecasting: does the fp32 model beat persistence, in one sentence
 
     @property
     def passed(self) -> bool:
@@ -81,14 +84,22 @@ def _latency_ms(fn, x_one: np.ndarray, repeat: int = 30) -> float:
 
 
 def evaluation_data(bundle: Path, data_path: Path | None, checkpoint: Path | None):
-    """The windows to evaluate on: ``--data`` as a whole, else the test split the model was trained with."""
+    """The windows to evaluate on: ``--data`` as a whole, else the official test file the model was trained
+    with (``train --test-data``), else its test split. Class labels map through the spec's label list."""
     from edgernn import data
     from edgernn.datasource import DataSource
 
     manifest = read_manifest(bundle)
     spec = manifest.spec
     if data_path is not None:
-        ds = data.load_data(data_path, head=spec.head, window=spec.window)
+        window = spec.window if spec.head == "forecast" else None  # a case file's sequences are its own length
+        labels = spec.labels if spec.head == "classification" else None
+        if spec.head == "classification" and not labels:
+            raise BadInputError("this classifier's spec has no label list to map the file's classes through; "
+                                "evaluate it on its training data's test split (omit --data)")
+        source = manifest.data or {}
+        ds = data.load_data(data_path, head=spec.head, window=window, labels=labels,
+                            horizon=int(source.get("horizon", 1)), stride=int(source.get("stride", 1)))
         return ds, str(data_path)
     source = manifest.data
     if not source and checkpoint is not None:
@@ -101,6 +112,8 @@ def evaluation_data(bundle: Path, data_path: Path | None, checkpoint: Path | Non
         else:
             raise BadInputError("this bundle does not say what data it was trained on; pass --data FILE")
     ds = DataSource.from_dict(source)
+    if ds.test_path:
+        return ds.splits().test, f"{Path(ds.test_path).name} (official test file)"
     return ds.splits().test, f"{ds.label} (test split)"
 
 
@@ -124,7 +137,8 @@ def evaluate_bundle(
     report = EvaluationReport(str(bundle), label, spec.head, metric,
                               "accuracy points" if spec.head == "classification" else "% MSE", budget, ds.n)
 
-    runs = []  # (name, precision, format, size, window fn: normalised (B, T, F) -> {"y": raw y})
+    runs = []  # (name, precision, format, size, runner with raw_outputs(x, lengths) and window(x))
+    ranges = {}  # int8-static variants: calibrated input range
     if checkpoint is not None:
         runs.append(_torch_run(checkpoint, spec))
     for v in manifest.variants:
@@ -133,17 +147,21 @@ def evaluate_bundle(
         except MissingDependencyError as e:  # a .tflite variant without a TFLite runtime: as verify and bench do
             report.skipped.append({"variant": v.name, "reason": str(e)})
             continue
-        window_fn = model.window if v.graph == "window" else stepped_window(model)
-        runs.append((v.name, v.precision, v.format, v.size, window_fn))
-    x = normalize_input(spec, ds.x)
+        runs.append((v.name, v.precision, v.format, v.size, model if v.graph == "window" else StepRunner(model)))
+        ranges[v.name] = input_range(v)
+    x, ctx = prepare_windows(spec, ds.x)  # the forecast transform (if any), then the normalisation
+    lengths = getattr(ds, "lengths", None)
+    one = x[:1] if lengths is None else x[:1, : int(lengths[0])]  # one sequence, unpadded, for latency
     reference = None
     outputs = {}
-    for name, precision, fmt, size, window_fn in runs:
-        y = np.concatenate([window_fn(x[i : i + 256])["y"] for i in range(0, len(x), 256)])
-        outputs[name] = postprocess(spec, y).values
+    for name, precision, fmt, size, runner in runs:
+        y = runner.raw_outputs(x, lengths)  # variable length: each sequence at its true length
+        outputs[name] = finish_outputs(spec, y, ctx).values
         metrics = task_metrics(spec.head, ds.y, outputs[name], spec.output_size)
         graph = "step" if "-step-" in name else "window"
-        score = VariantScore(name, precision, fmt, metrics, size, _latency_ms(window_fn, x[:1]), graph=graph)
+        score = VariantScore(name, precision, fmt, metrics, size, _latency_ms(runner.window, one), graph=graph)
+        if ranges.get(name):
+            score.outside_calibration = round(outside_share(x, ranges[name], lengths), 6)
         report.scores.append(score)
         if name == REFERENCE_VARIANT:
             reference = metrics
@@ -154,21 +172,40 @@ def evaluate_bundle(
         s.passed = s.drop <= budget
         report.differences[s.variant] = np.abs(outputs[s.variant] - outputs[REFERENCE_VARIANT]).ravel()
         s.max_abs_vs_fp32 = float(report.differences[s.variant].max(initial=0.0))
+    if spec.head == "forecast":
+        source = manifest.data or {}
+        season = source.get("season") or getattr(ds, "season", None)
+        report.baselines = forecast_baselines(ds.x, ds.y, horizon=int(source.get("horizon", 1)), season=season)
+        report.verdict = verdict(reference, report.baselines)
     return report
 
 
-def stepped_window(model):
-    """A step variant as a window function: the step graph run frame by frame over each window from a
-    zero state — what a streaming device computes — returning the last step's output (every step's
-    output for a head on every step)."""
-    from edgernn.runtime.stream import StreamSession
+class StepRunner:
+    """A step variant scored as a streaming device runs it: the step graph frame by frame over each window
+    from a zero state, its last step's output (every step's for a head on every step). With lengths, each
+    sequence is stepped over its own frames only."""
 
-    def window(x: np.ndarray) -> dict[str, np.ndarray]:
-        session = StreamSession(model.spec, model.backend, batch=x.shape[0])
+    def __init__(self, model):
+        self.model = model
+
+    def window(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        from edgernn.runtime.stream import StreamSession
+
+        session = StreamSession(self.model.spec, self.model.backend, batch=x.shape[0])
         ys = [session.step_raw(np.ascontiguousarray(x[:, t])) for t in range(x.shape[1])]  # T × (B, O)
-        return {"y": np.stack(ys, axis=1) if model.spec.head_input == "every_step" else ys[-1]}
+        return {"y": np.stack(ys, axis=1) if self.model.spec.head_input == "every_step" else ys[-1]}
 
-    return window
+    def raw_outputs(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        if lengths is None:
+            return np.concatenate([self.window(x[i : i + 256])["y"] for i in range(0, len(x), 256)])
+        out = None
+        for length in np.unique(lengths):
+            index = np.flatnonzero(lengths == length)
+            y = self.raw_outputs(x[index, : int(length)])
+            if out is None:
+                out = np.zeros((len(x),) + y.shape[1:], y.dtype)
+            out[index] = y
+        return out
 
 
 def _torch_run(checkpoint: Path, spec):
@@ -182,12 +219,19 @@ def _torch_run(checkpoint: Path, spec):
         raise BadInputError(f"{checkpoint}: this checkpoint's model spec differs from the bundle's")
     model = load_torch_model(spec, ckpt.weights)
 
-    def window(x: np.ndarray) -> dict[str, np.ndarray]:
-        with torch.no_grad():
-            return {"y": model(torch.from_numpy(np.ascontiguousarray(x))).numpy()}
+    class TorchRun:
+        @staticmethod
+        def window(x: np.ndarray) -> dict[str, np.ndarray]:
+            return {"y": TorchRun.raw_outputs(x)}
+
+        @staticmethod
+        def raw_outputs(x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+            with torch.no_grad():
+                t = None if lengths is None else torch.from_numpy(np.asarray(lengths, np.int64))
+                return model(torch.from_numpy(np.ascontiguousarray(x, np.float32)), t).numpy()
 
     size = (Path(ckpt.path) / "model.safetensors").stat().st_size
-    return ("pytorch-fp32", "fp32", "pytorch", size, window)
+    return ("pytorch-fp32", "fp32", "pytorch", size, TorchRun)
 
 
 def plot_report(report: EvaluationReport, path: Path) -> None:

@@ -23,7 +23,7 @@ Number = (int, float)
 DICT, LIST, STR, INT, BOOL, OPT_INT, OPT_STR = dict, list, str, int, bool, (int, type(None)), (str, type(None))
 
 TOP_LEVEL = {"created": STR, "spec": DICT, "streaming": DICT, "versions": DICT, "variants": LIST, "probe": DICT,
-             "data": DICT, "target": DICT, "module": DICT, "not_written": LIST}
+             "data": DICT, "target": DICT, "module": DICT, "not_written": LIST, "refused": LIST}
 QUANTIZATION = {"storage": STR, "compute": STR, "fast_on": LIST, "slow_on": LIST, "latency": DICT, "tool": STR}
 NOT_WRITTEN = {"variant": STR, "reason": STR}
 VARIANT = {"name": STR, "file": STR, "format": STR, "graph": STR, "precision": STR, "size": INT, "sha256": STR,

@@ -62,3 +62,44 @@ def baseline_metrics(head: str, y_train: np.ndarray, y_test: np.ndarray, num_cla
     if head == "forecast" and last_values is not None:
         out["persistence"] = regression_metrics(y_test, last_values)
     return out
+
+
+def forecast_baselines(x: np.ndarray, y: np.ndarray, *, horizon: int = 1,
+                       season: int | None = None) -> dict[str, dict[str, float]]:
+    """What a forecaster must beat, on windows ``x`` (N, T, F) in data units and targets ``y`` (N, O):
+    persistence (the last value of the window) and, given the season length m, seasonal naive (the
+    value m steps before the target, k·m when the horizon is longer than a season).
+    Targets are the window's first O features, as ``edgernn.data.windowing`` makes them."""
+    out_size = y.shape[1]
+    if x.shape[2] < out_size or len(x) == 0:
+        return {}
+    out = {"persistence": regression_metrics(y, x[:, -1, :out_size])}
+    if season:
+        back = season * ((horizon - 1) // season + 1)  # steps from the target back to the same phase
+        index = x.shape[1] - 1 + horizon - back
+        if 0 <= index < x.shape[1]:
+            out[f"seasonal naive (m={season})"] = regression_metrics(y, x[:, index, :out_size])
+    return out
+
+
+def beats(metrics: dict[str, float], baselines: dict[str, dict[str, float]], name: str = "persistence") -> bool | None:
+    """Whether a forecaster's MSE is below the named baseline's (None when that baseline was not computed)."""
+    if name not in baselines:
+        return None
+    return metrics["mse"] < baselines[name]["mse"]
+
+
+def verdict(metrics: dict[str, float], baselines: dict[str, dict[str, float]]) -> str:
+    """One plain sentence on how a forecaster compares with persistence (and seasonal naive)."""
+    if "persistence" not in baselines:
+        return ""
+    p = baselines["persistence"]["mse"]
+    seasonal = [(k, v["mse"]) for k, v in baselines.items() if k.startswith("seasonal naive")]
+    ratio = f" ({metrics['mse'] / p:.2f}×)" if p > 0 else " (persistence is exact on this data)"
+    if metrics["mse"] >= p:
+        return (f"the model does NOT beat persistence (last value): MSE {metrics['mse']:.4g} vs {p:.4g}{ratio}; "
+                "a device would do better repeating the last value")
+    text = f"the model beats persistence: MSE {metrics['mse']:.4g} vs {p:.4g}{ratio}"
+    for name, mse in seasonal:
+        text += f"; {'beats' if metrics['mse'] < mse else 'does NOT beat'} {name}: MSE {mse:.4g}"
+    return text

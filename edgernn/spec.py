@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from edgernn.errors import BadInputError
+from edgernn.transforms import ForecastTransform
 
 CELLS = ("lstm", "gru")
 HEADS = ("regression", "forecast", "classification")
@@ -21,6 +22,8 @@ SPEC_VERSION = 1
 MAX_SIZE = 1 << 24  # no size of an edge model comes near this; a spec beyond it is damaged or hostile
 # Fields only a model exported from the user's own module uses; left out of the JSON at their defaults.
 MODULE_FIELDS = {"proj_size": 0, "head_input": "last_step", "vocab_size": 0, "module": None}
+# What the training data looked like, for readers that must read inputs the same way; left out at defaults.
+DATA_FIELDS = {"data_layout": None, "variable_length": False, "forecast_transform": None}
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ class ModelSpec:
     head_input: str = "last_step"  # last_step | final_state (both directions' final h) | every_step (y[B, T, O])
     vocab_size: int = 0  # > 0: an Embedding of this many tokens in front; the input is int64 ids (B, T)
     module: str | None = None  # the user's module class, for a model exported from a module
+    data_layout: str | None = None  # how the training file was laid out (edgernn.data.readers.LAYOUTS)
+    variable_length: bool = False  # trained on sequences of their own true lengths (padded batches + lengths)
+    forecast_transform: ForecastTransform | None = None  # applied to raw windows before normalisation
 
     def __post_init__(self) -> None:
         may_omit = self.module is not None  # a module's spec leaves out what cannot be known
@@ -95,6 +101,8 @@ class ModelSpec:
         if self.proj_size and (self.cell != "lstm" or (self.hidden_size or 0) <= self.proj_size):
             raise BadInputError(f"proj_size needs an LSTM with hidden_size > proj_size, got cell {self.cell!r}, "
                                 f"hidden_size {self.hidden_size}, proj_size {self.proj_size}")
+        if self.forecast_transform is not None and self.forecast_transform.active and self.head != "forecast":
+            raise BadInputError(f"forecast transforms apply to --head forecast only, got head {self.head!r}")
         if self.head == "classification" and self.labels and len(self.labels) != self.output_size:
             raise BadInputError(
                 f"a classifier with output_size {self.output_size} needs {self.output_size} labels, "
@@ -140,7 +148,9 @@ class ModelSpec:
         d["labels"] = list(self.labels)
         if self.normalization is not None:
             d["normalization"] = {k: list(v) for k, v in asdict(self.normalization).items()}
-        for name, default in MODULE_FIELDS.items():
+        if self.forecast_transform is not None:
+            d["forecast_transform"] = self.forecast_transform.to_dict()
+        for name, default in {**MODULE_FIELDS, **DATA_FIELDS}.items():
             if d[name] == default:
                 del d[name]
         if self.module is not None:  # left out, not invented
@@ -164,6 +174,8 @@ class ModelSpec:
         d["labels"] = tuple(str(v) for v in d.get("labels", ()))
         if d.get("normalization") is not None:
             d["normalization"] = Normalization.from_dict(d["normalization"])
+        if d.get("forecast_transform") is not None:
+            d["forecast_transform"] = ForecastTransform.from_dict(d["forecast_transform"])
         return cls(**d)
 
     def to_json(self) -> str:

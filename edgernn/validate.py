@@ -51,8 +51,15 @@ def validate_bundle(
     stream_batches: Sequence[int] = (1, 5),
     lengths: Sequence[int] | None = None,
     seed: int = 0,
+    float_floor: bool = False,
+    data_windows: Sequence[np.ndarray] | None = None,
 ) -> list[VariantReport]:
-    """Parity of every variant in the bundle; ``weights`` overrides where the reference weights come from."""
+    """Parity of every variant in the bundle; ``weights`` overrides where the reference weights come from.
+
+    Probes from the model's own data decide (``data_windows``, else drawn from the data source the
+    manifest records, when it can still be read); random probes are then drift (see ``edgernn.parity``).
+    ``float_floor`` (or a checkpoint): PyTorch's own distance from the float64 reference is the fp32 floor.
+    """
     from edgernn.runtime import load
 
     manifest = read_manifest(bundle_dir)
@@ -61,6 +68,9 @@ def validate_bundle(
         if with_torch is None:
             with_torch = from_checkpoint
     torch_fn = torch_window_fn(manifest.spec, weights) if with_torch else None
+    floor_fn = torch_fn or (_torch_floor(manifest.spec, weights) if float_floor and _has_torch() else None)
+    if data_windows is None:
+        data_windows = data_probe_windows(manifest.spec, manifest.data)
     from edgernn.runtime.stream import step_fn
 
     window_variants, step_variants, window_twins = {}, {}, {}
@@ -75,9 +85,10 @@ def validate_bundle(
         if twin in window_variants:
             window_twins[name] = window_variants[twin][1]
     reports = window_parity(manifest.spec, weights, window_variants, torch_fn=torch_fn,
-                            batches=batches, lengths=lengths, seed=seed)
+                            batches=batches, lengths=lengths, seed=seed, data_windows=data_windows, floor_fn=floor_fn)
     reports.update(stream_parity(manifest.spec, weights, step_variants, windows=window_twins,
-                                 batches=stream_batches, lengths=lengths, seed=seed))
+                                 batches=stream_batches, lengths=lengths, seed=seed, data_windows=data_windows,
+                                 floor_fn=floor_fn))
     _probe_parity(manifest, reports, window_variants, step_variants)
     return list(reports.values())
 
@@ -105,4 +116,51 @@ def _probe_parity(manifest, reports: dict[str, VariantReport], window_variants, 
 def _record(report: VariantReport, got, expected, batch: int, length: int, mode: str) -> None:
     for output, want in expected.items():
         figures = compare_figures(got.get(output, np.empty(0)), want, report.tolerance)
-        report.comparisons.append(Comparison(report.variant, "probe", output, batch, length, *figures, mode=mode))
+        report.comparisons.append(Comparison(report.variant, "probe", output, batch, length, *figures, mode=mode,
+                                             probe="stored"))
+
+
+def _torch_floor(spec, weights):
+    """PyTorch on these weights, for the fp32 floor; None when they are not laid out as edgernn's own model
+    (a module exported under other names): the floor is then left out, never guessed."""
+    try:
+        return torch_window_fn(spec, weights)
+    except (RuntimeError, KeyError):
+        return None
+
+
+def _has_torch() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("torch") is not None
+
+
+DATA_PROBES = 16  # training windows that decide parity
+
+
+def data_probe_windows(spec, data: Mapping | None, limit: int = DATA_PROBES, seed: int = 0) -> list[np.ndarray] | None:
+    """Normalised training windows at their real lengths, as the graph sees them: one window alone (batch 1)
+    and up to ``limit`` together (grouped by length for variable-length data). None when the bundle records
+    no data, or the data cannot be read any more (then the random probes decide)."""
+    from edgernn.errors import EdgeRnnError
+
+    if not data or not spec.plain:
+        return None
+    from edgernn.datasource import DataSource
+    from edgernn.runtime.model import prepare_windows
+
+    try:
+        train = DataSource.from_dict(dict(data)).splits().train
+    except EdgeRnnError:
+        return None
+    if train.n == 0 or train.features != spec.input_size:
+        return None
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(train.n, min(limit, train.n), replace=False))
+    x, _ = prepare_windows(spec, train.x[pick])
+    lengths = np.full(len(pick), train.window) if train.lengths is None else train.lengths[pick]
+    first = int(lengths[0])
+    windows = [x[:1, :first]]
+    for length in np.unique(lengths):
+        windows.append(np.ascontiguousarray(x[lengths == length, : int(length)]))
+    return windows

@@ -302,7 +302,10 @@ def test_validate_with_checkpoint_compares_with_torch(trained_bundle, trained_ru
     window = next(r for r in d["variants"] if r["variant"] == "onnx-window-fp32")
     torch_cases = [c for c in window["comparisons"] if c["against"] == "torch"]
     assert {c["output"] for c in torch_cases} == {"y", "h_n", "c_n"}
-    assert len(torch_cases) == 3 * 9 and all(c["passed"] for c in torch_cases)
+    # the model's own data decides (one window alone, 16 together); the 3 × 3 random probes are drift
+    assert len([c for c in torch_cases if c["probe"] == "data" and c["decides"]]) == 3 * 2
+    assert len([c for c in torch_cases if c["probe"] == "random" and not c["decides"]]) == 3 * 9
+    assert all(c["passed"] for c in torch_cases)
 
 
 def test_validate_text_output_is_one_line_per_variant(trained_bundle):
@@ -314,7 +317,7 @@ def test_validate_text_output_is_one_line_per_variant(trained_bundle):
     assert lines[0].split() == ["variant", "closest", "to", "its", "tolerance", "tolerance", "margin"]
     assert lines[-1] == "parity: passed"
     for line, variant in zip(lines[1:-1], report["variants"]):
-        closest = max(variant["comparisons"], key=lambda c: c["tolerance_used"])
+        closest = max((c for c in variant["comparisons"] if c["decides"]), key=lambda c: c["tolerance_used"])
         words = line.split()
         assert words[:2] == ["ok", variant["variant"]]
         assert words[2:4] == ["max", "abs"] and words[4] == fmt(closest["max_abs"])
@@ -330,15 +333,23 @@ def test_validate_verbose_lists_every_reference_and_output(trained_bundle):
     assert_ok(result)
     lines = result.stdout.splitlines()
     assert lines[1].split()[:2] == ["ok", "onnx-window-fp32"]
-    assert [line.split()[1:3] for line in lines[2:8]] == [
-        ["numpy", "y"], ["numpy", "h_n"], ["numpy", "c_n"], ["probe", "y"], ["probe", "h_n"], ["probe", "c_n"]]
-    assert all(line.endswith("over 1 cases  ok") for line in lines[2:8])  # one batch × one length; one probe
-    assert lines[8].split()[:2] == ["ok", "onnx-step-fp32"]
-    assert [line.split()[1:3] for line in lines[9:-1]] == [
+    # deciding: the training data (one window alone, 16 together) and the probe stored at export;
+    # then the random probe the options asked for (batch 2, length 5), reported as drift
+    assert [line.split()[1:4] for line in lines[2:11]] == [
+        ["numpy", "y", "data"], ["numpy", "h_n", "data"], ["numpy", "c_n", "data"],
+        ["probe", "y", "stored"], ["probe", "h_n", "stored"], ["probe", "c_n", "stored"],
+        ["numpy", "y", "random"], ["numpy", "h_n", "random"], ["numpy", "c_n", "random"]]
+    assert all(line.endswith("over 2 cases  ok") for line in lines[2:5])
+    assert all(line.endswith("over 1 cases  ok") for line in lines[5:8])
+    assert all(line.endswith("over 1 cases  drift") for line in lines[8:11])
+    assert lines[11].split()[:2] == ["ok", "onnx-step-fp32"]
+    step_lines = lines[12:-1]
+    assert [line.split()[1:3] for line in step_lines[:10]] == [
         ["numpy", "y_every_step"], ["numpy", "y_last_step"], ["numpy", "h_n"], ["numpy", "c_n"],
         ["probe", "h_n"], ["probe", "c_n"], ["probe", "y"],
         ["window", "y_last_step"], ["window", "h_n"], ["window", "c_n"]]
-    assert all(line.endswith("  ok") for line in lines[9:-1])
+    assert all(line.endswith("  ok") for line in step_lines[:10])
+    assert all(line.endswith("  drift") for line in step_lines[10:]) and len(step_lines) == 17
 
 
 def test_tolerance_used_is_the_largest_error_over_what_is_allowed():
@@ -705,7 +716,7 @@ def bad_inputs(tmp_path) -> Path:
     ("ragged.csv", "ragged.csv: expected 6 values per row (as on line 1), got 3 on line 2"),
     ("empty.csv", "empty.csv: file is empty"),
     ("header_only.csv", "header_only.csv: expected rows of numbers, got no data rows"),
-    ("x.txt", "x.txt: expected one of .npy, .npz, .csv, .tsv, got extension '.txt'"),
+    ("x.txt", "x.txt: expected one of .npy, .npz, .csv, .tsv, .ts, got extension '.txt'"),
 ])
 @pytest.mark.parametrize("out_name", ["preds.jsonl", "preds.csv"])
 def test_run_bad_input_file(make_bundle, bad_inputs, tmp_path, name, message, out_name):

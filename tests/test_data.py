@@ -229,14 +229,15 @@ def test_ts_univariate_classification(tmp_path):
     assert ds.notes == ()
 
 
-def test_ts_multivariate_regression_pads_at_the_start(tmp_path):
+def test_ts_multivariate_regression_pads_at_the_end_and_keeps_true_lengths(tmp_path):
     (tmp_path / "m.ts").write_text(MULTIVARIATE_TS)
     ds = load_data(tmp_path / "m.ts")
     assert ds.head == "regression" and ds.x.shape == (2, 3, 2)
     np.testing.assert_array_equal(ds.x[0], [[1, 10], [2, 20], [3, 30]])
-    np.testing.assert_array_equal(ds.x[1], [[0, 0], [4, 40], [5, 50]])
+    np.testing.assert_array_equal(ds.x[1], [[4, 40], [5, 50], [0, 0]])
+    np.testing.assert_array_equal(ds.lengths, [3, 2])
     np.testing.assert_allclose(ds.y[:, 0], [0.5, 1.5])
-    assert any("padded 1 of 2 variable-length series with zeros at the start to 3 steps" in n for n in ds.notes)
+    assert any("variable length: 1 of 2 series shorter than the longest (2..3 steps)" in n for n in ds.notes)
 
 
 @pytest.mark.parametrize(

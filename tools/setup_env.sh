@@ -39,3 +39,10 @@ with zipfile.ZipFile(wheel) as z:
 PY
   rm -rf "$WHEEL_DIR"
 fi
+# Public test data nobody here wrote: the aeon wheel ships UCR/UEA .ts files and forecasting CSVs.
+# Downloaded (never installed, never imported) into .cache/aeon/; tests read files from inside it.
+AEON_VERSION=1.6.0
+if [ ! -f ".cache/aeon/aeon-${AEON_VERSION}-py3-none-any.whl" ]; then
+  mkdir -p .cache/aeon
+  python -m pip download --quiet --no-deps "aeon==${AEON_VERSION}" -d .cache/aeon
+fi

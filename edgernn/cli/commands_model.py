@@ -22,6 +22,7 @@ from edgernn.cli.options import (
     Bounded,
     data_options,
     data_source,
+    split_options,
 )
 from edgernn.cli.train_scale import apply_scale, scale_options
 from edgernn.dependencies import require
@@ -29,27 +30,43 @@ from edgernn.dependencies import require
 
 @cli.command()
 @data_options
+@split_options
 @click.option("--cell", type=click.Choice(["lstm", "gru"]), default="lstm", show_default=True)
 @click.option("--hidden", "hidden_size", type=SIZE, default=32, show_default=True, help="hidden units per layer")
 @click.option("--layers", "num_layers", type=LAYERS, default=1, show_default=True)
 @click.option("--bidirectional", is_flag=True, help="bidirectional backbone (window graph only: cannot stream)")
 @click.option("--dropout", type=PROBABILITY, default=0.0, show_default=True, help="between stacked layers")
-@click.option("--epochs", type=POSITIVE, default=60, show_default=True, help="at most; early stopping may end sooner")
-@click.option("--batch-size", type=SIZE, default=64, show_default=True)
+@click.option("--epochs", type=POSITIVE, help="at most; early stopping may end sooner [default: about 1000 gradient "
+              "steps, 60..500]")
+@click.option("--batch-size", type=SIZE, help="[default: from the training set's size, 8..64]")
 @click.option("--lr", type=POSITIVE_FLOAT, default=5e-3, show_default=True, help="Adam learning rate")
-@click.option("--patience", type=NON_NEGATIVE, default=8, show_default=True, help="epochs without validation improvement before stopping")
+@click.option("--patience", type=POSITIVE,
+              help="epochs without validation improvement before stopping [default: about 200 gradient steps, 8..30]")
 @click.option("--threads", type=THREADS, help="torch threads")
+@click.option("--target", "forecast_target", type=click.Choice(["value", "change"]), default="value",
+              show_default=True, help="forecasting: predict the value, or its change from the window's last value")
+@click.option("--log", is_flag=True, help="forecasting: model the log of the series (values must be > 0)")
+@click.option("--window-scale", is_flag=True,
+              help="forecasting: centre and scale each window by its own mean and standard deviation")
+@click.option("--season", type=POSITIVE, help="forecasting: steps per season, for the seasonal-naive baseline "
+              "[default: 12 for monthly dates, else none]")
 @scale_options
 @click.option("--out", type=click.Path(path_type=Path), help="run folder to write (required unless --resume)")
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as JSON")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num_layers, bidirectional, dropout,
-          epochs, batch_size, lr, patience, n, seed, threads, out, as_json, quiet, **scale):
+def train(task, data_path, head, window, horizon, stride, test_path, val_fraction, cell, hidden_size, num_layers,
+          bidirectional, dropout, epochs, batch_size, lr, patience, n, seed, threads, forecast_target, log,
+          window_scale, season, out, as_json, quiet, **scale):
     """Train an LSTM/GRU on a built-in task or your own data; write a checkpoint, metrics and plots."""
     require("train", dependencies.TRAIN)
     from edgernn.nn.train import TrainConfig, check_config, train as run_training
 
-    source = None if scale["resume"] else data_source(task, data_path, head, window, horizon, stride, n, seed)
+    source = None
+    if not scale["resume"]:
+        from dataclasses import replace
+
+        source = data_source(task, data_path, head, window, horizon, stride, n, seed, test_path, val_fraction)
+        source = replace(source, season=season, forecast_target=forecast_target, log=log, window_scale=window_scale)
     config = TrainConfig(cell=cell, hidden_size=hidden_size, num_layers=num_layers, bidirectional=bidirectional,
                          dropout=dropout, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
                          seed=seed, threads=threads)
@@ -59,16 +76,21 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
     m = result.metrics
     if not m:  # a torchrun rank other than 0: rank 0 reports and writes
         return
+    for note in m["notes"]:  # on stderr, so that --json output stays parseable
+        click.echo(f"note: {note}", err=True)
+    if result.spec.forecast_transform is not None:
+        click.echo(f"note: forecast transform kept in the spec and applied by the runtime: "
+                   f"{result.spec.forecast_transform.describe()}", err=True)
     if as_json:
         emit_json({"run_dir": str(out), "spec": result.spec.to_dict(), **m})
         return
     click.echo(f"trained {cell} ({m['parameters']} parameters) on {m['task']} in {m['train_seconds']} s, "
                f"best epoch {m['best_epoch']} of {m['epochs_run']}")
-    for note in m["notes"]:
-        click.echo(f"note: {note}")
-    click.echo("test split:  " + "  ".join(f"{k} {fmt(v)}" for k, v in m["test"].items()))
+    click.echo(f"{m['scored_on']}:  " + "  ".join(f"{k} {fmt(v)}" for k, v in m["test"].items()))
     for name, b in m["baselines"].items():
         click.echo(f"baseline ({name}):  " + "  ".join(f"{k} {fmt(v)}" for k, v in b.items()))
+    if m.get("verdict"):
+        click.echo(m["verdict"])
     hw = m["hardware"]
     click.echo(f"{hw['device']}, {hw['precision']}, {hw['processes']} process(es): "
                f"{hw['samples_per_s']:.0f} samples/s ({hw['step_samples_per_s']:.0f} in optimizer steps)")
@@ -90,11 +112,17 @@ def train(task, data_path, head, window, horizon, stride, cell, hidden_size, num
 @click.option("--calibration", "calibration_path", type=click.Path(path_type=Path),
               help="windows (.npy/.npz/.csv, data units) to calibrate int8 on (default: the checkpoint's "
               "training split; with --module, int8-static needs them)")
+@click.option("--calibration-margin", type=Bounded(float, 0.0, 100.0), default=0.0, show_default=True,
+              help="widen int8-static's calibrated input range by this fraction of its width on each side "
+              "(for data that drifts beyond the calibration windows, e.g. 0.5)")
 @click.option("--format", "formats", default="onnx", show_default=True, metavar="LIST",
               help="model formats, comma-separated: onnx, or onnx,tflite (TFLite needs edgernn[tflite])")
+@click.option("--keep-passing", is_flag=True,
+              help="when a variant fails parity, write the others and list the refused ones (the fp32 window "
+              "graph, every bundle's reference, must pass)")
 @click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON")
-def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, precisions, calibration_path, formats,
-           as_json, best_effort=False):
+def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, precisions, calibration_path,
+           calibration_margin, formats, keep_passing, as_json, best_effort=False):
     """Export a checkpoint to a bundle of ONNX model files, validated against the NumPy reference.
 
     Each precision in --quantize adds a window and a step file (model.int8-static.onnx,
@@ -116,9 +144,10 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
         ir_version, opset = target.pick(ir_version, opset)
     result = export_checkpoint(checkpoint, out, validate=not no_validate, target=target,
                                opset=opset or DEFAULT_OPSET, ir_version=ir_version or DEFAULT_IR_VERSION,
-                               quantize=quantize, calibration_path=calibration_path, progress=stderr_is_tty(),
-                               formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
-                               best_effort=best_effort)
+                               quantize=quantize, calibration_path=calibration_path,
+                               calibration_margin=calibration_margin, progress=stderr_is_tty(),
+                               keep_passing=keep_passing, best_effort=best_effort,
+                               formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
     variants = [{"name": v.name, "file": v.file, "size": v.size, "precision": v.precision, "requires": list(v.requires),
                  "parity": v.parity, "latency": v.quantization.get("latency", {})} for v in result.manifest.variants]
     for e in result.manifest.not_written:
@@ -126,7 +155,7 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
     if as_json:
         emit_json({"bundle": str(out), "seconds": round(result.seconds, 3), "variants": variants,
                    "validated": not no_validate, "target": result.manifest.target,
-                   "not_written": list(result.manifest.not_written)})
+                   "not_written": list(result.manifest.not_written), "refused": list(result.refused)})
         return
     click.echo(f"exported {checkpoint} → {out}/ in {result.seconds:.2f} s")
     for v in variants:
@@ -134,6 +163,8 @@ def export(checkpoint, out, no_validate, opset, ir_version, target_runtime, prec
         needs = f"  needs {', '.join(v['requires'])}" if v["requires"] else ""
         speed = f"  {v['latency']['vs_fp32']:.2f}× fp32 time" if "vs_fp32" in v["latency"] else ""
         click.echo(f"  {v['name']:<26} {v['file']:<30} {v['size'] / 1024:8.1f} KiB  {parity}{speed}{needs}")
+    for r in result.refused:
+        click.echo(f"  refused {r['variant']}: {r['reason']}")
     if target is not None:
         t = result.manifest.target
         click.echo(f"target {t['runtime']}: IR version {t['ir_version']}, opset {t['opset']}")
@@ -163,15 +194,19 @@ def parity_line(r) -> str:
 
 
 def _print_parity_details(r) -> None:
-    for against in sorted({c.against for c in r.comparisons}):
-        for output in dict.fromkeys(c.output for c in r.comparisons):
-            cs = [c for c in r.comparisons if c.against == against and c.output == output]
-            if not cs:
-                continue
-            ok = all(c.passed for c in cs)
-            click.echo(f"        vs {against:<6} {output:<12} max abs {fmt(max(c.max_abs for c in cs)):>9}  "
-                       f"max rel {fmt(max(c.max_rel for c in cs)):>9}  mean abs {fmt(max(c.mean_abs for c in cs)):>9}"
-                       f"  over {len(cs)} cases  {'ok' if ok else 'FAIL'}")
+    """Every reference and output: the probes that decide (the model's own data), then the drift ones."""
+    for decides in (True, False):
+        for against in sorted({c.against for c in r.comparisons}):
+            for output in dict.fromkeys(c.output for c in r.comparisons):
+                cs = [c for c in r.comparisons if c.against == against and c.output == output and c.decides == decides]
+                if not cs:
+                    continue
+                ok = all(c.passed for c in cs)
+                probes = "+".join(sorted({c.probe for c in cs}))
+                verdict = ("ok" if ok else "FAIL") if decides else ("drift" + ("" if ok else " (beyond tolerance)"))
+                click.echo(f"        vs {against:<6} {output:<12} {probes:<7} max abs {fmt(max(c.max_abs for c in cs)):>9}  "
+                           f"max rel {fmt(max(c.max_rel for c in cs)):>9}  mean abs {fmt(max(c.mean_abs for c in cs)):>9}"
+                           f"  over {len(cs)} cases  {verdict}")
 
 
 @cli.command()

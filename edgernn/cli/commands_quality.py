@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgernn.cli import cli, emit_json, fmt
-from edgernn.cli.options import LAYERS, NON_NEGATIVE_FLOAT, POSITIVE, SIZE, THREADS, data_options, data_source
+from edgernn.cli.options import LAYERS, NON_NEGATIVE_FLOAT, POSITIVE, SIZE, THREADS, data_options, data_source, split_options
 from edgernn import dependencies
 from edgernn.dependencies import require
 
@@ -47,6 +47,15 @@ def evaluate(bundle, data_path, checkpoint, max_drop, plot, threads, as_json):
             click.echo(f"{s.variant:<26}" + "".join(f"{fmt(s.metrics[k]):>10}" for k in keys)
                        + f"{s.drop:>9.2f}{s.size / 1024:>10.1f}{s.latency_ms:>10.3f}" + ("" if s.passed else "  FAIL"))
         _print_skipped(report.skipped)
+        for s in report.scores:
+            if s.outside_calibration is not None:
+                click.echo(f"calibration coverage of {s.variant}: {100 * s.outside_calibration:.2f} % of input values "
+                           "outside its calibrated range" + (" (clipped; see export --calibration-margin)"
+                                                             if s.outside_calibration else ""))
+        for name, b in report.baselines.items():
+            click.echo(f"baseline ({name}):  " + "  ".join(f"{k} {fmt(v)}" for k, v in b.items()))
+        if report.verdict:
+            click.echo(report.verdict)
         if plot:
             click.echo(f"plot: {plot}")
     if not report.passed:
@@ -66,6 +75,7 @@ def _print_skipped(skipped: list[dict[str, str]]) -> None:
 
 @cli.command()
 @data_options
+@split_options
 @click.option("--hidden", "hidden_size", type=SIZE, default=32, show_default=True,
               help="LSTM hidden units; the GRU gets the size with the closest parameter count")
 @click.option("--layers", "num_layers", type=LAYERS, default=1, show_default=True)
@@ -74,8 +84,8 @@ def _print_skipped(skipped: list[dict[str, str]]) -> None:
 @click.option("--plot", type=click.Path(path_type=Path), help="write the comparison plot here [default: <out>/compare.png]")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def compare(task, data_path, head, window, horizon, stride, n, seed, hidden_size, num_layers, epochs, out, plot,
-            as_json, quiet):
+def compare(task, data_path, head, window, horizon, stride, n, seed, test_path, val_fraction, hidden_size, num_layers,
+            epochs, out, plot, as_json, quiet):
     """LSTM or GRU? Train both at the same parameter budget on the same split and compare.
 
     One table: parameters, training time, test metric in fp32 and int8, file sizes, window and
@@ -86,7 +96,7 @@ def compare(task, data_path, head, window, horizon, stride, n, seed, hidden_size
     from edgernn.compare import compare_cells, plot_comparison
     from edgernn.nn.train import TrainConfig, check_config
 
-    source = data_source(task, data_path, head, window, horizon, stride, n, seed)
+    source = data_source(task, data_path, head, window, horizon, stride, n, seed, test_path, val_fraction)
     config = TrainConfig(hidden_size=hidden_size, num_layers=num_layers, epochs=epochs, seed=seed)
     check_config(config)
     out = out or Path(f"compare-{source.label.split('.')[0]}")

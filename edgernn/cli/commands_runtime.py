@@ -15,7 +15,8 @@ from edgernn.errors import BadInputError
 @cli.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
-              help="windows to predict: .npy (N, T, F) or .csv (one flattened window per row)")
+              help="windows to predict: .npy (N, T, F), .csv (one flattened window per row), .ts, .npz (x, lengths); "
+              "a model trained on a file is fed files laid out like it")
 @click.option("--stream", is_flag=True, help="read frames from stdin (or --input), one per line; answer each at once")
 @click.option("--mode", type=click.Choice(["auto", "sliding", "stateful"]), default="auto", show_default=True,
               help="--stream: sliding = each output is `run` on the last T frames (T: the training window); "
@@ -59,8 +60,9 @@ def run(model, input_path, stream, mode, hop, window, output, fmt_name, legacy_f
     """
     fmt_name = fmt_name or legacy_fmt
     from edgernn.bundle import atomic_write_text
-    from edgernn.data import load_inputs
+    from edgernn.data.inputs import read_model_inputs
     from edgernn.runtime import load
+    from edgernn.runtime.coverage import coverage_line, input_range, outside_share
     from edgernn.runtime.records import render
 
     if Path(model).suffix == ".onnx" and Path(model).is_file():
@@ -82,9 +84,19 @@ def run(model, input_path, stream, mode, hop, window, output, fmt_name, legacy_f
         raise BadInputError("--mode, --hop and --window apply to --stream")
     if input_path is None:
         raise BadInputError("give --input FILE with windows to predict, or --stream to read frames from stdin")
-    x = read_integers(input_path, "token ids") if m.spec.vocab_size else load_inputs(input_path, input_size=m.spec.input_size)
-    lengths = None if lengths_path is None else read_integers(lengths_path, "lengths").reshape(-1)
+    if m.spec.vocab_size:
+        x, lengths = read_integers(input_path, "token ids"), None
+    else:  # read as the model's training file was read (its layout), variable length included
+        x, lengths = read_model_inputs(input_path, m.spec)
+    if lengths_path is not None:
+        lengths = read_integers(lengths_path, "lengths").reshape(-1)
     records = m.predict(x, lengths=lengths).records(digits)
+    value_range = input_range(m.variant)
+    if value_range is not None:  # int8-static: say how much of this input its calibration covers
+        from edgernn.runtime.model import prepare_windows
+
+        share = outside_share(prepare_windows(m.spec, x)[0], value_range, lengths)
+        click.echo(coverage_line(m.variant.name, share, value_range), err=True)
     text = render(records, fmt_name)
     if output is None:
         click.echo(text, nl=False)
@@ -118,7 +130,14 @@ def info(model, verbose, as_json):
     if spec and spec.get("labels"):
         click.echo(f"labels: {', '.join(spec['labels'])}")
     if spec and spec.get("window"):
-        click.echo(f"trained on windows of {spec['window']} steps")
+        click.echo(f"trained on windows of {spec['window']} steps"
+                   + (" (variable length: each sequence runs at its true length)" if spec.get("variable_length") else ""))
+    if spec and spec.get("data_layout"):
+        click.echo(f"inputs read as the training file was laid out: {spec['data_layout']}")
+    if spec and spec.get("forecast_transform"):
+        t = spec["forecast_transform"]
+        click.echo("forecast transform (applied by the runtime): "
+                   + ", ".join(f"{k} {v}" for k, v in t.items()))
     if "streaming" in d:
         s = d["streaming"]
         click.echo("streaming: " + ("yes (step graph)" if s.get("supported") else f"no — {s.get('reason', '')}"))

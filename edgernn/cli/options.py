@@ -62,11 +62,21 @@ def data_options(f):
     return f
 
 
-def data_source(task, data_path, head, window, horizon, stride, n, seed):
+def split_options(f):
+    """--test-data and --val-fraction: an official test file, and how much of the training file validates."""
+    f = click.option("--val-fraction", type=float, default=0.15, show_default=True,
+                     help="share of the training data held out for early stopping")(f)
+    return click.option("--test-data", "test_path", type=click.Path(path_type=Path),
+                        help="official test file (e.g. a UCR/UEA _TEST file): scored on, never trained, tuned or "
+                        "normalised on; --data is then split into train and validation only")(f)
+
+
+def data_source(task, data_path, head, window, horizon, stride, n, seed, test_path=None, val_fraction=0.15):
     from edgernn.datasource import DataSource
 
     return DataSource(task=task, path=str(data_path) if data_path else None, head=head, window=window,
-                      horizon=horizon, stride=stride, n=n, seed=seed)
+                      horizon=horizon, stride=stride, n=n, seed=seed, val_fraction=val_fraction,
+                      test_path=str(test_path) if test_path else None)
 
 
 def split_list(value: str | None) -> list[str]:

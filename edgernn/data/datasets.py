@@ -33,6 +33,9 @@ class Dataset:
     labels: tuple[str, ...] = ()
     name: str = ""
     notes: tuple[str, ...] = ()
+    layout: str = ""  # how the source file was laid out (readers.LAYOUTS); "" for built-in data
+    lengths: np.ndarray | None = field(default=None, repr=False)  # (N,) true lengths when right-padded
+    season: int | None = None  # steps per season when the file says (monthly dates: 12)
 
     def __post_init__(self) -> None:
         who = self.name or "dataset"
@@ -56,6 +59,11 @@ class Dataset:
         object.__setattr__(self, "y", y)
         object.__setattr__(self, "labels", tuple(str(label) for label in self.labels))
         object.__setattr__(self, "notes", tuple(str(note) for note in self.notes))
+        if self.lengths is not None:
+            lengths = np.asarray(self.lengths)
+            if lengths.shape != (len(x),) or (len(x) and (lengths.min() < 1 or lengths.max() > x.shape[1])):
+                raise BadInputError(f"{who}: expected {len(x)} lengths in 1..{x.shape[1]}, got shape {lengths.shape}")
+            object.__setattr__(self, "lengths", lengths.astype(np.int64))
 
     def _checked_targets(self, y: np.ndarray, n: int, who: str) -> np.ndarray:
         if len(y) != n:
@@ -196,4 +204,44 @@ def _split_chronological(ds: Dataset, val_fraction: float, test_fraction: float)
 def _take(ds: Dataset, index: np.ndarray, part: str, extra_note: str | None = None) -> Dataset:
     notes = ds.notes + ((extra_note,) if extra_note else ())
     name = f"{ds.name}/{part}" if ds.name else part
-    return Dataset(ds.x[index], ds.y[index], ds.head, labels=ds.labels, name=name, notes=notes)
+    lengths = None if ds.lengths is None else ds.lengths[index]
+    return Dataset(ds.x[index], ds.y[index], ds.head, labels=ds.labels, name=name, notes=notes, layout=ds.layout,
+                   lengths=lengths, season=ds.season)
+
+
+FORECAST_HINT = "if each row is a time step of one series, pass --head forecast"
+
+
+def check_classification_set(ds: Dataset) -> None:
+    """Refuse what cannot be a classification set: one step per case, or a class with fewer than 2 cases."""
+    if ds.head != "classification":
+        return
+    who = ds.name or "dataset"
+    if ds.window == 1:
+        raise BadInputError(
+            f"{who}: each case is a single step, which is not a sequence to classify; {FORECAST_HINT}"
+        )
+    counts = np.bincount(ds.y, minlength=len(ds.labels) or int(ds.y.max()) + 1)
+    names = ds.labels or tuple(str(k) for k in range(len(counts)))
+    rare = [k for k, c in enumerate(counts) if c < 2]
+    if rare:
+        k = rare[0]
+        raise BadInputError(
+            f"{who}: class {names[k]!r} has {int(counts[k])} training case(s) ({len(rare)} of {len(counts)} classes "
+            f"have fewer than 2); a classifier needs at least 2 cases of every class: {FORECAST_HINT}, "
+            "otherwise merge or drop the rare classes"
+        )
+
+
+def check_test_classes(train: Dataset, test: Dataset) -> None:
+    """Refuse a test set holding a class the training set has no case of."""
+    if train.head != "classification" or test.n == 0:
+        return
+    seen = set(np.unique(train.y).tolist())
+    unseen = sorted(set(np.unique(test.y).tolist()) - seen)
+    if unseen:
+        names = test.labels or tuple(str(k) for k in range(int(test.y.max()) + 1))
+        raise BadInputError(
+            f"{test.name or 'test'}: holds class {names[unseen[0]]!r} that training has no case of "
+            f"({len(unseen)} such classes); use more data per class, or pass the official split with --test-data"
+        )

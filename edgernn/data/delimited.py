@@ -9,6 +9,7 @@ first is non-numeric text, or when its only or first cell is text and the next r
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ class Table:
     lines: list[int]  # 1-based line number of each row in the file
     source: str
     has_header: bool
+    header: tuple[str, ...] = ()  # the header row's cells, when there is one
     blank_lines: tuple[int, ...] = ()  # empty lines between the first and the last data row
 
     def require_no_gaps(self, what: str) -> None:
@@ -73,6 +75,20 @@ class Table:
         return BadInputError(f"{self.source}: expected numbers")  # unreachable in practice
 
 
+_DATE = r"\d{4}[-/.]\d{1,2}(?:[-/.]\d{1,2})?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
+_TIME = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*"
+_NAMED = rf"\d{{4}}[ -]?(?:{_MONTH}|Q[1-4])|(?:{_MONTH}|Q[1-4])[ -]?\d{{2,4}}"  # 1991 Jul, Jul-1991, 1970 Q1
+_DATE_TIME = re.compile(rf"^(?:(?:{_DATE})(?:[ T]{_TIME})?(?:Z|[+-]\d{{2}}:?\d{{2}})?|{_TIME}|{_NAMED})$",
+                        re.IGNORECASE)
+
+
+def is_date_or_time(text: str) -> bool:
+    """A calendar date, a date and time, a time of day, a named month or quarter (``1949-01``,
+    ``2020-03-01 12:00``, ``12:30``, ``1991 Jul``, ``1970 Q1``)."""
+    return bool(_DATE_TIME.match(text.strip()))
+
+
 def is_number(text: str) -> bool:
     try:
         float(text)
@@ -105,12 +121,14 @@ def read_table(path: Path, source: str) -> Table:
     except OSError as e:
         raise BadInputError(f"{source}: cannot read it ({e.strerror or e})") from None
     has_header = bool(rows) and _looks_like_header(rows)
+    header: tuple[str, ...] = ()
     if has_header:
+        header = tuple(rows[0])
         rows, lines = rows[1:], lines[1:]
     if not rows:
         raise BadInputError(f"{source}: expected rows of numbers, got no data rows")
     inside = tuple(n for n in blank if lines[0] < n < lines[-1])
-    return Table(rows, lines, source, has_header, inside)
+    return Table(rows, lines, source, has_header, header=header, blank_lines=inside)
 
 
 def _looks_like_header(rows: list[list[str]]) -> bool:

@@ -1,7 +1,7 @@
 """Per-feature normalisation fitted on the training split, kept in ``ModelSpec.normalization``.
 
 Inputs: mean and standard deviation (population, ddof=0) of each feature over every window and
-step of the training set. Targets of regression and forecasting: the same per output; a
+step of the training set (for variable-length data, over the real steps only, never the padding). Targets of regression and forecasting: the same per output; a
 classifier's targets are left alone (empty ``y_mean``/``y_std``). A standard deviation below
 ``MIN_STD`` (a constant feature) is replaced by 1, so the feature is only centred.
 """
@@ -20,7 +20,10 @@ MIN_STD = 1e-6
 def fit_normalization(train: Dataset) -> Normalization:
     if train.n == 0:
         raise BadInputError(f"{train.name or 'dataset'}: expected training samples to fit normalisation, got none")
-    x = train.x.reshape(-1, train.features).astype(np.float64)  # (N*T, F)
+    x = train.x.astype(np.float64)
+    if train.lengths is not None:  # real steps only: the padding after each sequence's end is not data
+        x = x[np.arange(train.window)[None, :] < train.lengths[:, None]]  # (sum of lengths, F)
+    x = x.reshape(-1, train.features)  # (N*T, F)
     x_mean, x_std = x.mean(axis=0), _floored(x.std(axis=0))
     if train.head == "classification":
         return Normalization(_floats(x_mean), _floats(x_std))

@@ -6,12 +6,13 @@ Rules:
   ``@missing``, ``@univariate``, ``@dimensions``, ``@equalLength``, ``@seriesLength``,
   ``@classLabel true a b c`` (classification, class names in the declared order),
   ``@targetLabel true`` (regression), then ``@data``. Unknown tags are ignored; lines starting
-  with ``#`` are comments. ``@timeStamps true`` is refused.
+  with ``#`` or ``%`` are comments. ``@timeStamps true`` is refused.
 - Each case after ``@data`` is one line: dimensions separated by ``:``, each a comma-separated
   series, the last field the class label or target. Every case has the same number of
   dimensions, and within a case every dimension has the same length.
-- Cases of different lengths are padded with zeros at the start to the longest, so the last step
-  the head sees is real data; the dataset carries a note saying so.
+- Cases of different lengths are padded with zeros at the end to the longest, and their true
+  lengths are kept (``TsCases.lengths``): training, evaluation and the runtime use those lengths,
+  so the padding never reaches the network. The dataset carries a note saying so.
 - Missing values (``?`` or NaN) are refused with the line number: fill them first.
 """
 
@@ -28,29 +29,32 @@ from edgernn.errors import BadInputError
 
 @dataclass(frozen=True)
 class TsCases:
-    x: np.ndarray  # (N, T, D) float64, zero-padded at the start
+    x: np.ndarray  # (N, T, D) float64, zero-padded at the end
     targets: list[str]  # raw label or target text per case
     head: str  # "classification" | "regression"
     labels: tuple[str, ...]  # declared class names (classification)
     notes: tuple[str, ...]
+    lengths: np.ndarray | None = None  # (N,) true lengths when the cases differ in length
 
 
-def read_ts(path: Path, source: str) -> TsCases:
+def read_ts(path: Path, source: str, *, unlabelled_ok: bool = False) -> TsCases:
+    """Cases of a .ts file; ``unlabelled_ok``: a file without targets (inputs to predict) is read too,
+    with ``head`` "" and no targets."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise BadInputError(f"{source}: expected UTF-8 text, got binary data; is it really a .ts file?") from None
     lines = text.splitlines()
     tags, data_start = _read_header(lines, source)
-    head, labels = _head_from_tags(tags, source)
+    head, labels = _head_from_tags(tags, source, unlabelled_ok)
     cases: list[list[np.ndarray]] = []
     targets: list[str] = []
     case_lines: list[int] = []
     for number, line in enumerate(lines[data_start:], start=data_start + 1):
         line = line.strip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith(("#", "%")):
             continue
-        dims, target = _parse_case(line, number, source)
+        dims, target = _parse_case(line if head else line + ":", number, source)
         if cases and len(dims) != len(cases[0]):
             raise BadInputError(
                 f"{source}: expected {len(cases[0])} dimensions per case (as on line {case_lines[0]}), "
@@ -69,8 +73,8 @@ def read_ts(path: Path, source: str) -> TsCases:
     if not cases:
         raise BadInputError(f"{source}: expected cases after @data, got none")
     _check_declared_dimensions(tags, len(cases[0]), source)
-    x, notes = _stack_padded(cases)
-    return TsCases(x, targets, head, labels, notes)
+    x, lengths, notes = _stack_padded(cases)
+    return TsCases(x, targets, head, labels, notes, lengths)
 
 
 def _read_header(lines: list[str], source: str) -> tuple[dict[str, list[str]], int]:
@@ -78,7 +82,7 @@ def _read_header(lines: list[str], source: str) -> tuple[dict[str, list[str]], i
     tags: dict[str, list[str]] = {}
     for index, line in enumerate(lines):
         line = line.strip()
-        if not line or line.startswith("#"):
+        if not line or line.startswith(("#", "%")):
             continue
         if not line.startswith("@"):
             raise BadInputError(
@@ -97,7 +101,7 @@ def _flag(tags: dict[str, list[str]], name: str) -> bool:
     return bool(words) and words[0].lower() == "true"
 
 
-def _head_from_tags(tags: dict[str, list[str]], source: str) -> tuple[str, tuple[str, ...]]:
+def _head_from_tags(tags: dict[str, list[str]], source: str, unlabelled_ok: bool = False) -> tuple[str, tuple[str, ...]]:
     if _flag(tags, "@timestamps"):
         raise BadInputError(f"{source}: @timeStamps true is not supported; write plain comma-separated values")
     if _flag(tags, "@classlabel"):
@@ -109,6 +113,8 @@ def _head_from_tags(tags: dict[str, list[str]], source: str) -> tuple[str, tuple
         return "classification", labels
     if _flag(tags, "@targetlabel"):
         return "regression", ()
+    if unlabelled_ok:
+        return "", ()
     raise BadInputError(
         f"{source}: expected '@classLabel true <names>' or '@targetLabel true', got neither; "
         "edgernn needs labelled cases to train"
@@ -164,17 +170,15 @@ def _check_declared_dimensions(tags: dict[str, list[str]], found: int, source: s
         raise BadInputError(f"{source}: header says @dimensions {declared[0]}, got {found} dimensions per case")
 
 
-def _stack_padded(cases: list[list[np.ndarray]]) -> tuple[np.ndarray, tuple[str, ...]]:
-    lengths = np.array([len(dims[0]) for dims in cases])
+def _stack_padded(cases: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...]]:
+    lengths = np.array([len(dims[0]) for dims in cases], dtype=np.int64)
     longest = int(lengths.max())
     x = np.zeros((len(cases), longest, len(cases[0])), dtype=np.float64)  # (N, T, D)
     for i, dims in enumerate(cases):
-        x[i, longest - lengths[i] :, :] = np.stack(dims, axis=1)  # (T_i, D), right-aligned
+        x[i, : lengths[i], :] = np.stack(dims, axis=1)  # (T_i, D), left-aligned; zeros after the end
     padded = int((lengths < longest).sum())
-    notes = ()
-    if padded:
-        notes = (
-            f"padded {padded} of {len(cases)} variable-length series with zeros at the start "
-            f"to {longest} steps (shortest {int(lengths.min())})",
-        )
-    return x, notes
+    if not padded:
+        return x, None, ()
+    note = (f"variable length: {padded} of {len(cases)} series shorter than the longest ({int(lengths.min())}.."
+            f"{longest} steps); each is used at its true length (the padding is never seen)")
+    return x, lengths, (note,)

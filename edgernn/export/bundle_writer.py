@@ -35,6 +35,7 @@ class ExportResult:
     manifest: Manifest
     reports: list[VariantReport]
     seconds: float
+    refused: tuple[dict, ...] = ()  # keep_passing: variants that failed parity and were left out
 
 
 def _versions() -> dict[str, str]:
@@ -83,10 +84,12 @@ def export_bundle(
     quantize: tuple[str, ...] = (),  # precisions beyond fp32: "fp16", "int8-dynamic", "int8-static"
     calibration: np.ndarray | None = None,  # normalised windows (N, T, F) for int8-static
     calibration_source: str = "",
+    calibration_margin: float = 0.0,  # widen int8-static's input range by this × its width on each side
     formats: tuple[str, ...] = ("onnx",),  # "onnx" and/or "tflite"
     progress: bool = False,
     best_effort: bool = False,  # write what can be made, list the rest in the manifest's not_written
     measure_latency: bool = True,  # time each variant against fp32 once (batch 1, 1 thread) for the manifest
+    keep_passing: bool = False,  # write the variants that pass parity, list the refused ones
 ) -> ExportResult:
     """Write ``out/`` with the window graph and manifest; validate every variant before calling it done.
 
@@ -99,6 +102,9 @@ def export_bundle(
     if spec.bidirectional:
         streaming = {"supported": False,
                      "reason": "bidirectional: the backward direction needs the whole window, so it cannot stream"}
+    elif spec.forecast_transform is not None and spec.forecast_transform.active:
+        streaming = {"supported": False, "reason": f"a per-window forecast transform "
+                     f"({spec.forecast_transform.describe()}) needs whole windows"}
     elif target is not None and target.refuses_graph("step", opset):
         streaming = {"supported": False, "reason": target.refuses_graph("step", opset)}
     else:
@@ -107,7 +113,8 @@ def export_bundle(
         files.append(("onnx-step-fp32", "model.step.onnx", "step", "fp32", step, step_inputs, step_outputs))
         streaming = {"supported": True, **state_description(spec)}
     extras, not_written = _precision_variants(spec, weights, files, quantize, calibration, calibration_source,
-                                              ir_version=ir_version, opset=opset, progress=progress)
+                                              calibration_margin=calibration_margin, ir_version=ir_version,
+                                              opset=opset, progress=progress)
     io = {graph: (ins, outs) for _, _, graph, _, _, ins, outs in files}
     files += [(q.name, q.file, q.graph, q.precision, q.model, *io[q.graph]) for q in extras.values() if q.precision != "fp32"]
 
@@ -169,21 +176,43 @@ def export_bundle(
         )
         write_manifest(tmp, manifest)
         reports: list[VariantReport] = []
+        refused: tuple[dict, ...] = ()
         if validate:
             from edgernn.validate import validate_bundle
 
-            reports = validate_bundle(tmp, weights=weights, with_torch=False)
+            reports = validate_bundle(tmp, weights=weights, with_torch=False, float_floor=True)
             failed = [r for r in reports if not r.passed]
             if failed:
                 worst = "; ".join(f"{r.variant}: max abs {r.worst()['max_abs']:.3g}" for r in failed)
-                raise CheckFailedError(f"parity check failed, bundle not written ({worst})")
+                if not keep_passing or any(r.variant == "onnx-window-fp32" for r in failed):
+                    hint = "" if keep_passing else "; --keep-passing writes the variants that pass"
+                    raise CheckFailedError(f"parity check failed, bundle not written ({worst}){hint}")
+                manifest, refused = _without(tmp, manifest, failed)
+                reports = [r for r in reports if r.passed]
             by_name = {r.variant: r for r in reports}
             manifest = replace(manifest, variants=tuple(
                 replace(v, parity={"against": "numpy", **by_name[v.name].worst()}) if v.name in by_name else v
                 for v in manifest.variants
             ))
             write_manifest(tmp, manifest)
-    return ExportResult(out, manifest, reports, time.perf_counter() - started)
+    return ExportResult(out, manifest, reports, time.perf_counter() - started, refused)
+
+
+def _without(folder: Path, manifest: Manifest, failed: list[VariantReport]) -> tuple[Manifest, tuple[dict, ...]]:
+    """The manifest without the variants that failed parity (their files removed), and the refusals listed."""
+    names = {r.variant for r in failed}
+    refused = tuple({"variant": r.variant, "reason": f"parity: max abs {r.worst()['max_abs']:.3g} beyond "
+                     f"{r.precision} tolerance (atol {r.tolerance.atol:g}, rtol {r.tolerance.rtol:g})"} for r in failed)
+    for v in manifest.variants:
+        if v.name in names:
+            (folder / v.file).unlink()
+    streaming = manifest.streaming
+    if "onnx-step-fp32" in names:
+        streaming = {"supported": False, "reason": "the fp32 step graph failed parity (export --keep-passing)"}
+    manifest = replace(manifest, variants=tuple(v for v in manifest.variants if v.name not in names),
+                       refused=refused, streaming=streaming)
+    write_manifest(folder, manifest)
+    return manifest, refused
 
 
 def _tflite_files(spec, weights, formats, quantize, calibration, progress):

@@ -17,10 +17,11 @@ from edgernn.spec import Normalization
 
 
 class TensorBatches(torch.utils.data.Dataset):
-    """In-memory (x, y) tensors, already normalised."""
+    """In-memory (x, y) tensors, already normalised; with ``lengths`` (variable-length sequences,
+    right-padded) batches are (x, y, lengths)."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor):
-        self.x, self.y = x, y
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor | None = None):
+        self.x, self.y, self.lengths = x, y, lengths
 
     def __len__(self) -> int:
         return len(self.x)
@@ -30,10 +31,12 @@ class TensorBatches(torch.utils.data.Dataset):
 
     def __getitems__(self, indices):
         index = torch.as_tensor(indices, dtype=torch.long, device=self.x.device)
-        return self.x[index], self.y[index]
+        if self.lengths is None:
+            return self.x[index], self.y[index]
+        return self.x[index], self.y[index], self.lengths[index.cpu()]  # lengths stay on the CPU (packing)
 
     def to(self, device: torch.device) -> "TensorBatches":
-        return TensorBatches(self.x.to(device), self.y.to(device))
+        return TensorBatches(self.x.to(device), self.y.to(device), self.lengths)
 
 
 class LazyBatches(torch.utils.data.Dataset):
@@ -64,7 +67,9 @@ def targets(head: str, y: np.ndarray, norm: Normalization) -> torch.Tensor:
 def batches_for(ds, norm: Normalization) -> torch.utils.data.Dataset:
     if isinstance(ds, LazyDataset):
         return LazyBatches(ds, norm)
-    return TensorBatches(torch.from_numpy(data.normalize_x(ds.x, norm)), targets(ds.head, ds.y, norm))
+    lengths = getattr(ds, "lengths", None)
+    return TensorBatches(torch.from_numpy(data.normalize_x(ds.x, norm)), targets(ds.head, ds.y, norm),
+                         None if lengths is None else torch.from_numpy(np.asarray(lengths, np.int64)))
 
 
 def predict_dataset(model: nn.Module, ds, norm: Normalization, batch_size: int = 512,
@@ -77,9 +82,12 @@ def predict_dataset(model: nn.Module, ds, norm: Normalization, batch_size: int =
     outs = []
     try:
         with torch.no_grad():
+            lengths = getattr(ds, "lengths", None)
             for start in range(0, ds.n, batch_size):
                 x = data.normalize_x(np.asarray(ds.x[start : start + batch_size]), norm)
-                outs.append(model(torch.from_numpy(x).to(device)).cpu().numpy())
+                part = None if lengths is None else torch.from_numpy(np.asarray(lengths[start : start + batch_size],
+                                                                                np.int64))
+                outs.append(model(torch.from_numpy(x).to(device), part).cpu().numpy())
     finally:
         model.to(home)
     return np.concatenate(outs) if outs else np.zeros((0,), np.float32)

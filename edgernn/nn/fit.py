@@ -145,11 +145,11 @@ def fit(model: nn.Module, train_data, val_data, head: str, settings: FitSettings
             total = torch.zeros((), dtype=torch.float64, device=device)
             count = 0
             t0 = time.perf_counter()
-            for x, y in train_loader:
+            for x, y, *lengths in train_loader:  # lengths: variable-length sequences, packed by the model
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
                 with precision.autocast():
-                    out = net(x)
+                    out = net(x, *lengths)
                 loss = loss_mean(out.float(), y)
                 scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
@@ -206,10 +206,10 @@ def evaluate(model: nn.Module, loader, loss_sum: nn.Module, device: torch.device
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
     with torch.no_grad():
-        for x, y in loader:
+        for x, y, *lengths in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with precision.autocast():
-                out = model(x)
+                out = model(x, *lengths)
             total += loss_sum(out.float(), y).double()
             count += y.numel()
     summed, counted = world.sum([total.item(), float(count)], device)

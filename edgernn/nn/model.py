@@ -28,14 +28,27 @@ class RnnModel(nn.Module):
         )
         self.head = nn.Linear(spec.hidden_size * spec.num_directions, spec.output_size)
 
-    def forward_with_state(self, x: torch.Tensor):
-        """Return ``(y, h_n, c_n)``; ``c_n`` is None for GRU."""
-        out, state = self.rnn(x)  # out: (B, T, D·H)
-        h_n, c_n = state if isinstance(state, tuple) else (state, None)
-        return self.head(out[:, -1]), h_n, c_n
+    def forward_with_state(self, x: torch.Tensor, lengths: torch.Tensor | None = None):
+        """Return ``(y, h_n, c_n)``; ``c_n`` is None for GRU.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_with_state(x)[0]
+        ``lengths`` (B,): true lengths of right-padded sequences. They are packed, so each sequence is
+        run at its own length (the padding never reaches the cell) and the head reads its last real step:
+        the same result as that sequence alone, unpadded.
+        """
+        if lengths is None:
+            out, state = self.rnn(x)  # out: (B, T, D·H)
+            last = out[:, -1]
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out_packed, state = self.rnn(packed)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out_packed, batch_first=True)  # (B, max len, D·H)
+            index = (lengths.to(out.device) - 1).view(-1, 1, 1).expand(-1, 1, out.shape[2])  # (B, 1, D·H)
+            last = out.gather(1, index).squeeze(1)  # (B, D·H)
+        h_n, c_n = state if isinstance(state, tuple) else (state, None)
+        return self.head(last), h_n, c_n
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_with_state(x, lengths)[0]
 
 
 def build_model(spec: ModelSpec, seed: int | None = None) -> RnnModel:

@@ -86,6 +86,7 @@ def quantized_variants(
     step_fp32: onnx.ModelProto | None,
     calibration: np.ndarray | None,
     calibration_source: str = "",
+    calibration_margin: float = 0.0,
     ir_version: int,
     opset: int,
     progress: bool = False,
@@ -106,6 +107,7 @@ def quantized_variants(
     if calibration is not None and "int8-static" in precisions:
         scan = build_scan_window_graph(spec, weights, ir_version=ir_version, opset=opset)
         statistics = calib.site_statistics(spec, scan, calibration, progress=progress)
+        statistics = calib.widened_input_range(statistics, calibration_margin)
     grams = None  # int8-weights / int8-dynamic: GPTQ on the fp32 window graph's activations
     if calibration is not None and {"int8-weights", "int8-dynamic"} & set(precisions):
         grams = activation_grams(window_fp32, {"x": calibration[:GRAM_WINDOWS]})
@@ -135,6 +137,9 @@ def quantized_variants(
             if missed:
                 listed = ", ".join(f"{e['initializer']} ({e['stored']})" for e in missed)
                 raise ExportError(f"{variant_name(graph, precision)}: weights not in {precision}: {listed}")
+            if precision == "int8-static":  # what evaluate and run check inputs against (calibration coverage)
+                how = {**how, "input_range": list(calib.input_range(statistics)),
+                       "calibration_margin": calibration_margin}
             result.variants.append(GraphVariant(variant_name(graph, precision), variant_file(graph, precision), graph,
                                                 precision, model, requires, report, dict(how)))
     return result

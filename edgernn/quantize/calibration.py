@@ -49,6 +49,11 @@ def calibration_windows(
     else:
         raise BadInputError("int8-static needs calibration windows: the checkpoint records no data source; "
                             "pass --calibration FILE (.npy/.npz/.csv windows in data units)")
+    t = spec.forecast_transform
+    if t is not None and t.active:  # the graph sees transformed windows: calibrate on those
+        from edgernn.transforms import transform_inputs
+
+        x = transform_inputs(t, x, spec.output_size)[0].astype(np.float32)
     if spec.normalization is not None and spec.normalization.x_mean:
         x = normalize_x(x, spec.normalization)
     if len(x) > limit:
@@ -127,3 +132,25 @@ def site_statistics(spec: ModelSpec, scan_fp32: onnx.ModelProto, windows: np.nda
         ranges[site] = (min(low, 0.0), max(high, 0.0)) if with_zero else (low, high)
         grams[site] = sum(gram[t] for t in tensors) / max(sum(rows[t] for t in tensors), 1)
     return SiteStatistics(ranges, grams)
+
+
+NETWORK_INPUT = "W_ih_T_l0"  # the sites whose activation is the network's (normalised) input x
+
+
+def input_range(statistics: SiteStatistics) -> tuple[float, float]:
+    """The calibrated range of the network's normalised input, over every site that reads it."""
+    sites = [r for site, r in statistics.ranges.items() if site.startswith(NETWORK_INPUT)]
+    return float(min(lo for lo, _ in sites)), float(max(hi for _, hi in sites))
+
+
+def widened_input_range(statistics: SiteStatistics, margin: float) -> SiteStatistics:
+    """``statistics`` with the network input's range widened by ``margin`` × its width on each side, for data
+    that drifts beyond what the calibration windows held (hidden states keep the cell's bound)."""
+    if margin < 0:
+        raise BadInputError(f"the calibration margin must be >= 0, got {margin}")
+    if not margin:
+        return statistics
+    ranges = {site: (lo - margin * (hi - lo), hi + margin * (hi - lo)) if site.startswith(NETWORK_INPUT) else (lo, hi)
+              for site, (lo, hi) in statistics.ranges.items()}
+    return SiteStatistics(ranges, statistics.grams)
+

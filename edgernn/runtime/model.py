@@ -17,6 +17,7 @@ from edgernn.bundle import Manifest, Variant, check_file, missing_bundle, read_m
 from edgernn.errors import BadInputError, ModelFileError
 from edgernn.runtime.backends import OnnxBackend
 from edgernn.spec import ModelSpec
+from edgernn.transforms import WindowContext, invert_outputs, transform_inputs
 
 DEFAULT_VARIANT = "onnx-window-fp32"
 CHUNK = 256  # windows per backend call: bounds memory on large inputs
@@ -88,6 +89,25 @@ def check_lengths(lengths, x: np.ndarray) -> np.ndarray:
     return lengths.astype(np.int64)
 
 
+def pad_sequences(sequences, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """A list of ``(T_i, F)`` sequences (``(T_i,)`` for one feature) → windows padded at the end, and lengths."""
+    arrays = []
+    for i, seq in enumerate(sequences):
+        a = np.asarray(seq)
+        if a.ndim == 1 and spec.input_size == 1:
+            a = a[:, None]  # (T_i, 1)
+        if a.ndim != 2 or a.shape[1] != spec.input_size or a.shape[0] == 0:
+            raise BadInputError(f"expected sequence {i} of shape (T, {spec.input_size}), got {a.shape}")
+        arrays.append(a)
+    if not arrays:
+        raise BadInputError("expected at least one sequence, got an empty list")
+    lengths = np.array([len(a) for a in arrays], np.int64)
+    x = np.zeros((len(arrays), int(lengths.max()), spec.input_size), np.float64)  # (N, T, F)
+    for i, a in enumerate(arrays):
+        x[i, : len(a)] = a
+    return x, lengths
+
+
 def check_windows(x: np.ndarray, spec: ModelSpec) -> np.ndarray:
     if spec.vocab_size:
         return check_ids(x, spec)
@@ -104,6 +124,30 @@ def check_windows(x: np.ndarray, spec: ModelSpec) -> np.ndarray:
         n, t, f = (int(i) for i in np.argwhere(bad)[0])
         raise BadInputError(f"input has NaN or infinite values ({int(bad.sum())} in all; first at window {n}, step {t}, feature {f})")
     return x.astype(np.float32)
+
+
+def active_transform(spec: ModelSpec):
+    t = spec.forecast_transform
+    return t if t is not None and t.active else None
+
+
+def prepare_windows(spec: ModelSpec, x: np.ndarray) -> tuple[np.ndarray, WindowContext | None]:
+    """Checked windows in data units → what the graph takes (forecast transform, then normalisation), and
+    the per-window context that ``finish_outputs`` needs to return forecasts in data units."""
+    x = check_windows(x, spec)
+    t = active_transform(spec)
+    if t is None:
+        return normalize_input(spec, x), None
+    x_t, ctx = transform_inputs(t, x, spec.output_size)
+    return normalize_input(spec, x_t), ctx
+
+
+def finish_outputs(spec: ModelSpec, y: np.ndarray, ctx: WindowContext | None) -> Prediction:
+    """Raw graph outputs → a Prediction in data units (normalisation, then the forecast transform, undone)."""
+    prediction = postprocess(spec, y)
+    if ctx is not None:
+        prediction.values = invert_outputs(spec.forecast_transform, prediction.values, ctx)
+    return prediction
 
 
 def normalize_input(spec: ModelSpec, x: np.ndarray) -> np.ndarray:
@@ -146,6 +190,10 @@ class Model:
         """A StreamSession on this model's step graph (the bundle's step variant of the same precision)."""
         from edgernn.runtime.stream import StreamSession
 
+        t = active_transform(self.spec)
+        if t is not None:
+            raise BadInputError(f"this model forecasts through a per-window transform ({t.describe()}), which needs "
+                                "whole windows: it cannot stream frame by frame; run it on windows (--input)")
         if self.variant.graph == "step":
             return StreamSession(self.spec, self.backend, batch)
         if self.manifest is None:
@@ -168,14 +216,36 @@ class Model:
             raise BadInputError("this model records no training window: give sliding(window=N)")
         return SlidingWindowSession(self.stream(batch=1), window, hop)
 
-    def predict(self, x: np.ndarray, lengths: np.ndarray | None = None) -> Prediction:
-        """Windows ``(N, T, F)`` in data units (or token ids ``(N, T)``); ``lengths`` (N,) for padded windows."""
-        x = normalize_input(self.spec, check_windows(x, self.spec))
+    def predict(self, x, lengths: np.ndarray | None = None) -> Prediction:
+        """Windows ``(N, T, F)`` in data units (or token ids ``(N, T)``); ``lengths`` (N,) for windows padded at
+        the end; or a list of ``(T_i, F)`` sequences of their own lengths. Each sequence's answer is the one it
+        gets alone, unpadded."""
+        if isinstance(x, (list, tuple)):
+            if lengths is not None:
+                raise BadInputError("give either a list of sequences or padded windows with lengths, not both")
+            x, lengths = pad_sequences(x, self.spec)
+        x, ctx = prepare_windows(self.spec, x)
         lengths = None if lengths is None else check_lengths(lengths, x)
-        ys = [self._y(self.window(x[i : i + CHUNK], None if lengths is None else lengths[i : i + CHUNK]))
-              for i in range(0, len(x), CHUNK)]
-        return postprocess(self.spec, check_outputs(self.spec, np.concatenate(ys), len(x), self.path.name))
+        y = check_outputs(self.spec, self.raw_outputs(x, lengths), len(x), self.path.name)
+        return finish_outputs(self.spec, y, ctx)
 
+    def raw_outputs(self, x_normalized: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """The head's raw output ``y`` for normalised windows, in chunks; with ``lengths``, each window at its
+        true length: through the graph's ``lengths`` input when it has one, else by running the windows of
+        each length together, cut to that length."""
+        takes_lengths = "lengths" in getattr(self.backend, "input_names", ())
+        if lengths is None or takes_lengths:
+            return np.concatenate([self._y(self.window(x_normalized[i : i + CHUNK],
+                                                       None if lengths is None else lengths[i : i + CHUNK]))
+                                   for i in range(0, len(x_normalized), CHUNK)])
+        out = None
+        for length in np.unique(lengths):
+            index = np.flatnonzero(lengths == length)
+            y = self.raw_outputs(x_normalized[index, : int(length)])
+            if out is None:
+                out = np.zeros((len(x_normalized),) + y.shape[1:], y.dtype)
+            out[index] = y
+        return out
 
     def _y(self, out: dict[str, np.ndarray]) -> np.ndarray:
         if "y" not in out:
