@@ -80,7 +80,7 @@ def test_best_effort_writes_the_rest_and_lists_what_it_did_not(tmp_path):
     on_disk = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert on_disk["not_written"] == [{"variant": k, "reason": v} for k, v in listed.items()]
     info = invoke("info", tmp_path / "b")
-    assert info.exit_code == 0 and "  not written: tflite-window-fp32: edgernn writes TFLite only" in info.stdout
+    assert info.exit_code == 0 and "not written: tflite-window-fp32: edgernn writes TFLite only" in info.stdout
 
 
 def test_unknown_formats_and_precisions_are_refused(tmp_path):

@@ -185,7 +185,7 @@ def _first(e: BaseException) -> str:
 
 def run(*, module_ref, weights_path, input_shape, module_head, labels, split, exporter, best_effort, out,
         as_json=False, no_validate=False, opset=None, ir_version=None, target_runtime=None, precisions=None,
-        formats="onnx", calibration_path=None, checkpoint=None) -> None:
+        formats="onnx", calibration_path=None, checkpoint=None, calibration_margin=0.0, keep_passing=False) -> None:
     from edgernn.cli import emit_json, fmt
     from edgernn.export.from_module import export_module
     from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
@@ -194,6 +194,9 @@ def run(*, module_ref, weights_path, input_shape, module_head, labels, split, ex
         raise BadInputError(f"give a CHECKPOINT folder or --module, not both (got {checkpoint} and {module_ref})")
     if input_shape is None:
         raise BadInputError("--module needs --input-shape B,T,F: the shape of an example input for its forward")
+    for given, name in ((calibration_margin, "--calibration-margin"), (keep_passing, "--keep-passing")):
+        if given:
+            raise BadInputError(f"{name} is not taken with --module yet: export a checkpoint for it, or drop {name}")
     from edgernn.export.module_variants import check_formats
 
     format_names = check_formats(formats.split(","))
