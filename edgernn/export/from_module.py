@@ -152,7 +152,7 @@ def _export(facts: ModuleFacts, out: Path, *, head, labels, task, split, exporte
             else:
                 built = _generic_graphs(facts, tmp, exporter, validate, versions, head=head, labels=labels, task=task,
                                         reason=reason, backbone=backbone, head_layer=head_layer, split=split)
-            manifest, numpy_reports = write_files(facts, built, tmp), []
+            manifest, numpy_reports = write_files(facts, built, tmp, variants.quantize), []
             if bundle_options["target"] is not None:  # the same screening as a checkpoint's bundle
                 manifest = _screened(manifest, bundle_options["target"], tmp, versions)
             write_manifest(tmp, manifest)

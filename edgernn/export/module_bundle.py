@@ -12,6 +12,7 @@ import onnx
 import torch
 
 from edgernn.bundle import Manifest, TensorInfo, Variant, atomic_write_bytes, sha256_of
+from edgernn.errors import ExportError
 from edgernn.export.module_lint import LintItem, ModuleFacts, batch_first_numpy, probe_inputs
 from edgernn.export.module_parity import bundle_parity, module_outputs
 from edgernn.parity import VariantReport
@@ -47,17 +48,44 @@ def tensor_infos(model: onnx.ModelProto) -> tuple[tuple[TensorInfo, ...], tuple[
     return (tuple(info(v) for v in model.graph.input if v.name not in inits), tuple(info(v) for v in model.graph.output))
 
 
-def write_files(facts: ModuleFacts, built: Built, tmp: Path) -> Manifest:
-    variants = []
+def write_files(facts: ModuleFacts, built: Built, tmp: Path, quantize: tuple[str, ...] = ()) -> Manifest:
+    """The fp32 graphs, and for each precision in ``quantize`` (``int8-weights``: the weight-only int8 form
+    that works on any ONNX graph) its copy of each graph."""
+    from edgernn.precisions import describe
+    from edgernn.quantize import variant_file
+    from edgernn.quantize.report import precision_report, unmet
+    from edgernn.quantize.weight_only import quantize_weights_int8
+
+    files = []
     for (name, file), graph, model in ((WINDOW, "window", built.window), (STEP, "step", built.step)):
         if model is None:
             continue
+        files.append((name, file, graph, "fp32", model, {}))
+        for precision in quantize:
+            if precision != "int8-weights":
+                raise AssertionError(f"internal: no module-graph writer for {precision}")
+            result = quantize_weights_int8(model)  # no calibration windows for a module graph: nearest rounding
+            if not result.quantized:
+                raise ExportError(f"onnx-{graph}-int8-weights: this graph has no LSTM/GRU/RNN, MatMul or Gemm "
+                                  "weight to store in int8")
+            how = {"tool": "edgernn.quantize.weight_only (Mul(Cast(int8), scale), standard ONNX)",
+                   "rounding": "nearest (no calibration windows for a module graph)",
+                   "left_float": dict(result.skipped), **describe("onnx", precision)}
+            files.append((f"onnx-{graph}-{precision}", variant_file(graph, precision), graph, precision,
+                          result.model, how))
+    variants = []
+    for name, file, graph, precision, model, how in files:
         atomic_write_bytes(tmp / file, model.SerializeToString())
         ins, outs = tensor_infos(model)
-        variants.append(Variant(name=name, file=file, format="onnx", graph=graph, precision="fp32",
+        report = tuple(precision_report(model, precision)) if precision != "fp32" else ()
+        if precision != "fp32" and not [e for e in report if e["achieved"]]:
+            raise ExportError(f"{name}: no weight was stored in {precision}")
+        how = {**how, "not_stored_as_asked": [e["initializer"] for e in unmet(list(report))]} if report else how
+        variants.append(Variant(name=name, file=file, format="onnx", graph=graph, precision=precision,
                                 size=(tmp / file).stat().st_size, sha256=sha256_of(tmp / file), inputs=ins,
                                 outputs=outs, opset=model.opset_import[0].version, ir_version=model.ir_version,
-                                state=built.streaming if graph == "step" else {}))
+                                state=built.streaming if graph == "step" else {}, precision_report=report,
+                                quantization=how))
     from edgernn.export.bundle_writer import _versions
 
     return Manifest(spec=built.spec, variants=tuple(variants), versions={**_versions(), "torch": torch.__version__},
