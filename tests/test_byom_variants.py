@@ -47,7 +47,10 @@ def test_the_table_names_a_reason_for_each_path():
     assert why_not(Wanted("onnx", "window", "int8-static"), ModuleKind("plain", calibration=True)) == ""
     assert "unidirectional" in why_not(Wanted("tflite", "window", "fp32"), ModuleKind("plain", bidirectional=True))
     recognised = ModuleKind("recognised", beyond="takes lengths (padded batches)")
-    assert "takes lengths" in why_not(Wanted("onnx", "window", "fp16"), recognised)
+    assert "takes lengths" in why_not(Wanted("onnx", "window", "int8-static"), recognised)
+    for weight_only in ("fp16", "int8-weights"):  # weight-only forms are written for any graph
+        assert why_not(Wanted("onnx", "window", weight_only), recognised) == ""
+        assert why_not(Wanted("onnx", "window", weight_only), ModuleKind("torch.onnx.export")) == ""
     assert "takes lengths" in why_not(Wanted("tflite", "window", "fp32"), recognised)
     generic = ModuleKind("torch.onnx.export")
     assert why_not(Wanted("onnx", "window", "fp32"), generic) == ""
@@ -63,10 +66,11 @@ def test_the_table_names_a_reason_for_each_path():
 
 def test_quantizing_a_module_edgernn_cannot_quantize_is_refused_naming_each_variant(tmp_path):
     with pytest.raises(ExportError) as e:
-        edgernn.export(bm.Seq2SeqGRU(), torch.randn(2, 8, F), out=tmp_path / "b", quantize=("fp16",))
+        edgernn.export(bm.Seq2SeqGRU(), torch.randn(2, 8, F), out=tmp_path / "b", quantize=("int8-dynamic",))
     message = str(e.value)
     assert "cannot write 2 of the 4 variants asked, nothing written" in message
-    assert "onnx-window-fp16, onnx-step-fp16: edgernn writes fp16 only" in message and "head on every step" in message
+    assert "onnx-window-int8-dynamic, onnx-step-int8-dynamic: edgernn writes int8-dynamic only" in message
+    assert "head on every step" in message
     assert not (tmp_path / "b").exists()
 
 
@@ -117,10 +121,10 @@ def test_cli_unknown_format_exits_2(tmp_path):
 
 
 def test_cli_refuses_then_best_effort_lists_on_stderr(tmp_path):
-    args = ("export", "--module", f"{MODULES_FILE}:build_sentiment", "--input-shape", "2,9", "--quantize", "fp16",
-            "--format", "onnx,tflite")
+    args = ("export", "--module", f"{MODULES_FILE}:build_sentiment", "--input-shape", "2,9", "--quantize",
+            "int8-dynamic", "--format", "onnx,tflite")
     line = error_line(invoke(*args, "--out", tmp_path / "b"))
-    assert "onnx-window-fp16" in line and "tflite-window-fp32" in line and "takes token ids" in line
+    assert "onnx-window-int8-dynamic" in line and "tflite-window-fp32" in line and "takes token ids" in line
     assert not (tmp_path / "b").exists()
     result = invoke(*args, "--best-effort", "--out", tmp_path / "b", "--json")
     assert result.exit_code == 0, result.output
@@ -204,8 +208,8 @@ def test_plain_gru_module_gets_int8_weights_and_a_reason_for_int8_dynamic(tmp_pa
 
 @pytest.mark.parametrize("name,path", [("BiLSTMClassifier", "recognised"), ("SoftmaxClassifier", "torch.onnx.export")])
 def test_int8_weights_for_a_module_beyond_plain(name, path, tmp_path):
-    """Weight-only int8 works on any ONNX graph: a recognised BiLSTM and a graph from torch.onnx.export get it,
-    validated against the module; fp16 is still refused for them, by name and with the reason."""
+    """fp16 and weight-only int8 work on any ONNX graph: a recognised BiLSTM and a graph from torch.onnx.export
+    get them, validated against the module; int8-static is still refused for them, by name and with the reason."""
     import json
 
     import torch
@@ -216,14 +220,17 @@ def test_int8_weights_for_a_module_beyond_plain(name, path, tmp_path):
     torch.manual_seed(0)
     module = getattr(byom_modules, name)()
     x = torch.randn(2, 12, byom_modules.FEATURES)
-    export_module(module, x, tmp_path / "b", quantize=("int8-weights", "fp16"), best_effort=True)
+    export_module(module, x, tmp_path / "b", quantize=("int8-weights", "fp16", "int8-static"), best_effort=True,
+                  calibration=np.random.default_rng(0).standard_normal((8, 12, byom_modules.FEATURES)).astype(np.float32))
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["module"]["path"] == path
     variants = {v["name"]: v for v in manifest["variants"]}
-    assert set(variants) == {"onnx-window-fp32", "onnx-window-int8-weights"}
+    assert set(variants) == {"onnx-window-fp32", "onnx-window-fp16", "onnx-window-int8-weights"}
+    fp16 = variants["onnx-window-fp16"]
+    assert "float16" in {e["stored"] for e in fp16["precision_report"]} and 0 < fp16["parity"]["max_abs"] < 1e-2
     int8 = variants["onnx-window-int8-weights"]
     report = int8["precision_report"]
     assert "int8" in {e["stored"] for e in report} and all(e["achieved"] for e in report)  # biases stay float32
     assert int8["parity"]["against"] == "module"
     assert 0 < int8["parity"]["max_abs"] < 0.01  # the weights' rounding, checked against the module itself
-    assert [e["variant"] for e in manifest["not_written"]] == ["onnx-window-fp16"]
+    assert [e["variant"] for e in manifest["not_written"]] == ["onnx-window-int8-static"]

@@ -54,6 +54,7 @@ def write_files(facts: ModuleFacts, built: Built, tmp: Path, quantize: tuple[str
     from edgernn.precisions import describe
     from edgernn.quantize import variant_file
     from edgernn.quantize.report import precision_report, unmet
+    from edgernn.quantize.fp16 import weights_to_fp16
     from edgernn.quantize.weight_only import quantize_weights_int8
 
     files = []
@@ -62,17 +63,22 @@ def write_files(facts: ModuleFacts, built: Built, tmp: Path, quantize: tuple[str
             continue
         files.append((name, file, graph, "fp32", model, {}))
         for precision in quantize:
-            if precision != "int8-weights":
+            if precision == "int8-weights":
+                result = quantize_weights_int8(model)  # no calibration windows for a module graph: nearest rounding
+                converted, left = result.model, dict(result.skipped)
+                how = {"tool": "edgernn.quantize.weight_only (Mul(Cast(int8), scale), standard ONNX)",
+                       "rounding": "nearest (no calibration windows for a module graph)"}
+            elif precision == "fp16":
+                converted, left = weights_to_fp16(model), {}
+                how = {"tool": "edgernn.quantize.fp16 (float16 initializers + Cast, standard ONNX)"}
+            else:
                 raise AssertionError(f"internal: no module-graph writer for {precision}")
-            result = quantize_weights_int8(model)  # no calibration windows for a module graph: nearest rounding
-            if not result.quantized:
-                raise ExportError(f"onnx-{graph}-int8-weights: this graph has no LSTM/GRU/RNN, MatMul or Gemm "
-                                  "weight to store in int8")
-            how = {"tool": "edgernn.quantize.weight_only (Mul(Cast(int8), scale), standard ONNX)",
-                   "rounding": "nearest (no calibration windows for a module graph)",
-                   "left_float": dict(result.skipped), **describe("onnx", precision)}
-            files.append((f"onnx-{graph}-{precision}", variant_file(graph, precision), graph, precision,
-                          result.model, how))
+            stored = {i.name for i in converted.graph.initializer}
+            left.update({i.name: "not an input of an LSTM/GRU/RNN, MatMul or Gemm node (e.g. Conv, Embedding)"
+                         for i in model.graph.initializer if i.name in stored and i.data_type == onnx.TensorProto.FLOAT
+                         and int(np.prod(i.dims)) >= 16 and i.name not in left})
+            files.append((f"onnx-{graph}-{precision}", variant_file(graph, precision), graph, precision, converted,
+                          {**how, "left_float": left, **describe("onnx", precision)}))
     variants = []
     for name, file, graph, precision, model, how in files:
         atomic_write_bytes(tmp / file, model.SerializeToString())

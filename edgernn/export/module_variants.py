@@ -53,7 +53,7 @@ class ModuleKind:
 def _quantizer_scope(v: Wanted, k: ModuleKind) -> str:
     graph = "its graph comes from torch.onnx.export" if k.path == "torch.onnx.export" else f"this module {k.beyond}"
     return (f"edgernn writes {v.precision} only for a plain LSTM/GRU → Linear on the last step, and {graph} "
-            "(fp32 and int8-weights can be written for it)")
+            "(fp32, fp16 and int8-weights can be written for it)")
 
 
 def _tflite_scope(v: Wanted, k: ModuleKind) -> str:
@@ -68,8 +68,8 @@ RULES: list[tuple[Callable[[Wanted, ModuleKind], bool], Callable[[Wanted, Module
     (lambda v, k: v.format == "tflite" and k.bidirectional,
      lambda v, k: "TFLite covers unidirectional RNNs only (its window graph loops over the step graph)"),
     (lambda v, k: v.format == "tflite" and k.path != "plain", _tflite_scope),
-    # beyond plain: int8-weights (weight-only, any graph) is written; the other precisions are not
-    (lambda v, k: v.precision not in ("fp32", "int8-weights") and k.path != "plain", _quantizer_scope),
+    # beyond plain: fp16 and int8-weights (weight-only, any graph) are written; int8 compute is not
+    (lambda v, k: v.precision not in ("fp32", "fp16", "int8-weights") and k.path != "plain", _quantizer_scope),
     (lambda v, k: v.format == "onnx" and v.precision == "int8-dynamic" and k.cell == "gru",
      lambda v, k: "onnxruntime has no int8 GRU kernel (its contrib ops quantize LSTM only); int8-weights is the "
                   "small ONNX file for a GRU"),
