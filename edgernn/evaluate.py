@@ -19,7 +19,7 @@ from edgernn.bundle import read_manifest
 from edgernn.errors import BadInputError, MissingDependencyError
 from edgernn.metrics import PRIMARY_METRIC, forecast_baselines, task_metrics, verdict
 from edgernn.runtime.coverage import input_range, outside_share
-from edgernn.runtime.model import finish_outputs, prepare_windows
+from edgernn.runtime.model import by_length, finish_outputs, prepare_windows
 
 REFERENCE_VARIANT = "onnx-window-fp32"
 # Default budgets: 1 point of accuracy, or 2 % relative MSE.
@@ -198,14 +198,7 @@ class StepRunner:
     def raw_outputs(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         if lengths is None:
             return np.concatenate([self.window(x[i : i + 256])["y"] for i in range(0, len(x), 256)])
-        out = None
-        for length in np.unique(lengths):
-            index = np.flatnonzero(lengths == length)
-            y = self.raw_outputs(x[index, : int(length)])
-            if out is None:
-                out = np.zeros((len(x),) + y.shape[1:], y.dtype)
-            out[index] = y
-        return out
+        return by_length(self.raw_outputs, x, lengths)
 
 
 def _torch_run(checkpoint: Path, spec):

@@ -28,7 +28,7 @@ from onnx import TensorProto, helper
 
 from edgernn.errors import ExportError
 from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
-from edgernn.export.onnx_step import _gru_layer, _layer_params, _lstm_layer, _split_layers
+from edgernn.export.onnx_step import _gru_layer, _layer_params, _lstm_layer, split_layers
 from edgernn.export.onnx_window import layer_weights
 from edgernn.spec import ModelSpec
 
@@ -257,8 +257,8 @@ def build_step_graph(
     if spec.vocab_size:
         x_t = g.op("Gather", [g.const("emb_weight", _f32(weights["emb.weight"])), "x_t"], "x_t_embedded", axis=0)  # (B, E)
     x_in = g.op("Unsqueeze", [x_t, axis_0], "x_t_1BF")  # (1, B, F)
-    hs = _split_layers(g, "h_in", L)
-    cs = _split_layers(g, "c_in", L) if spec.has_cell_state else [None] * L
+    hs = split_layers(g, "h_in", L)
+    cs = split_layers(g, "c_in", L) if spec.has_cell_state else [None] * L
     h_new, c_new = [], []
     for l in range(L):
         p = _layer_params(weights, l, spec.gates * H)

@@ -100,7 +100,7 @@ def _layer_params(weights: Mapping[str, np.ndarray], l: int, gh: int) -> dict[st
     }
 
 
-def _split_layers(g: GraphBuilder, name: str, L: int) -> list[str]:
+def split_layers(g: GraphBuilder, name: str, L: int) -> list[str]:
     """State (L, B, H) → L tensors (1, B, H); elementwise ops and MatMul broadcast over the 1."""
     if L == 1:
         return [name]
@@ -122,8 +122,8 @@ def build_step_graph(
 
     H, L = spec.hidden_size, spec.num_layers
     x_in = g.op("Unsqueeze", ["x_t", g.const("axis_0", np.array([0], np.int64))], "x_t_1BF")  # (1, B, F)
-    hs = _split_layers(g, "h_in", L)
-    cs = _split_layers(g, "c_in", L) if spec.has_cell_state else [None] * L
+    hs = split_layers(g, "h_in", L)
+    cs = split_layers(g, "c_in", L) if spec.has_cell_state else [None] * L
     h_new, c_new = [], []
     for l in range(L):
         p = _layer_params(weights, l, spec.gates * H)

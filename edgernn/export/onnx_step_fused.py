@@ -21,16 +21,9 @@ import onnx
 
 from edgernn.errors import ExportError
 from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
-from edgernn.export.onnx_step import step_io
+from edgernn.export.onnx_step import split_layers, step_io
 from edgernn.export.onnx_window import layer_weights
 from edgernn.spec import ModelSpec
-
-
-def _per_layer(g: GraphBuilder, name: str, L: int) -> list[str]:
-    """State (L, B, H) → L tensors (1, B, H), one per layer."""
-    if L == 1:
-        return [name]
-    return g.op("Split", [name, g.const(f"split_{name}", np.ones(L, np.int64))], f"{name}_layer", n_out=L, axis=0)
 
 
 def build_fused_step_graph(
@@ -49,8 +42,8 @@ def build_fused_step_graph(
     H, L = spec.hidden_size, spec.num_layers
     axis_0 = g.const("axis_0", np.array([0], np.int64))
     x = g.op("Unsqueeze", ["x_t", axis_0], "x_t_1BF")  # (1, B, F): a sequence of one step
-    hs = _per_layer(g, "h_in", L)
-    cs = _per_layer(g, "c_in", L) if spec.has_cell_state else [None] * L
+    hs = split_layers(g, "h_in", L)
+    cs = split_layers(g, "c_in", L) if spec.has_cell_state else [None] * L
     h_new, c_new = [], []
     for layer in range(L):
         W, R, B = layer_weights(spec, weights, layer)  # (1, G·H, I), (1, G·H, H), (1, 2·G·H)

@@ -238,20 +238,26 @@ class Model:
             return np.concatenate([self._y(self.window(x_normalized[i : i + CHUNK],
                                                        None if lengths is None else lengths[i : i + CHUNK]))
                                    for i in range(0, len(x_normalized), CHUNK)])
-        out = None
-        for length in np.unique(lengths):
-            index = np.flatnonzero(lengths == length)
-            y = self.raw_outputs(x_normalized[index, : int(length)])
-            if out is None:
-                out = np.zeros((len(x_normalized),) + y.shape[1:], y.dtype)
-            out[index] = y
-        return out
+        return by_length(self.raw_outputs, x_normalized, lengths)
 
     def _y(self, out: dict[str, np.ndarray]) -> np.ndarray:
         if "y" not in out:
             raise ModelFileError(f"{self.path.name}: this window graph has no output y (it has "
                                  f"{', '.join(out) or 'none'}); it is not a graph edgernn wrote: export it again")
         return out["y"]
+
+
+def by_length(raw_outputs, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``raw_outputs(x)`` for padded windows of several true lengths: the windows of each length run
+    together, cut to that length, so each answer is the one its sequence gets alone, unpadded."""
+    out = None
+    for length in np.unique(lengths):
+        index = np.flatnonzero(lengths == length)
+        y = raw_outputs(x[index, : int(length)])
+        if out is None:
+            out = np.zeros((len(x),) + y.shape[1:], y.dtype)
+        out[index] = y
+    return out
 
 
 def check_outputs(spec: ModelSpec, y: np.ndarray, n: int, where: str) -> np.ndarray:
