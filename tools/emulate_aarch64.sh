@@ -139,7 +139,10 @@ refresh_edgernn() {  # a reused prefix gets this checkout's edgernn (pure Python
 
 default_bundles() {  # train and export a small LSTM and GRU on the host, every precision export offers
   local quantize=() name
-  if "$HOSTPY" -m edgernn export --help | grep -q -- "--quantize"; then quantize=(--quantize fp16,int8-dynamic,int8-static); fi
+  local help; help=$("$HOSTPY" -m edgernn export --help)
+  if grep -q -- "--quantize" <<< "$help"; then quantize=(--quantize fp16,int8-dynamic,int8-static); fi
+  if grep -q -- "int8-weights" <<< "$help"; then quantize=(--quantize fp16,int8-weights,int8-dynamic,int8-static); fi
+  if grep -q -- "--best-effort" <<< "$help"; then quantize+=(--best-effort); fi  # what a format cannot make is listed
   if [[ "${EMU_TFLITE:-0}" == 1 ]]; then quantize+=(--format onnx,tflite); fi
   "$HOSTPY" -m edgernn train --task sum --cell lstm --layers 2 --hidden 12 --epochs 3 --samples 400 --quiet --out "$WORK/run-lstm" >/dev/null
   "$HOSTPY" -m edgernn train --task bands --cell gru --hidden 10 --epochs 3 --samples 400 --quiet --out "$WORK/run-gru" >/dev/null
