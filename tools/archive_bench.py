@@ -143,7 +143,7 @@ def run_set(s: CaseSet, epochs: int, hidden: int, work: Path) -> dict:
                  "config": result.metrics["config"], "verdict": result.metrics.get("verdict", "")}
         try:
             exported = export_checkpoint(run, bundle, quantize=QUANTIZE, keep_passing=True, best_effort=True)
-            entry["refused"] = [r["variant"] for r in exported.refused]
+            entry["refused"] = [r["variant"] for r in exported.refused] + [e["variant"] for e in exported.manifest.not_written]
             report = evaluate_bundle(bundle, checkpoint=run, max_drop=1e9)
             entry["variants"] = {sc.variant: sc.metrics[report.metric] for sc in report.scores}
             entry["outside_calibration"] = next((sc.outside_calibration for sc in report.scores
