@@ -124,7 +124,12 @@ def main() -> int:
           f"({time.perf_counter() - started:.1f} s)")
 
     started = time.perf_counter()
-    bundles = export_bundles(args.work, release, target.limits.usable_opset)
+    try:  # the old environment is set up: from here on, a failing edgernn command is a failed check, not set-up
+        bundles = export_bundles(args.work, release, target.limits.usable_opset)
+    except subprocess.CalledProcessError as e:
+        print(f"edgernn failed on the host: {' '.join(map(str, e.cmd))} (exit {e.returncode}): {(e.stderr or '').strip()}")
+        print("old-runtime check: FAILED")
+        return 1
     print(f"exported {', '.join(str(b) for b in bundles.values())} for {target.label} ({time.perf_counter() - started:.1f} s)")
 
     for name, bundle in bundles.items():
