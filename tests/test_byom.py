@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 import byom_modules as bm  # noqa: E402
 
 import edgernn  # noqa: E402
-from edgernn.cli import cli  # noqa: E402
 from edgernn.parity import TOLERANCES  # noqa: E402
 from edgernn.runtime import load  # noqa: E402
+from helpers import invoke
 
 FP32 = TOLERANCES["fp32"]
 F = bm.FEATURES
@@ -239,10 +238,6 @@ def test_lint_specifics(exported):
 # --------------------------------------------------------------------------------------------
 # The command line
 # --------------------------------------------------------------------------------------------
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def one_line_error(result, exit_code: int) -> str:

@@ -12,20 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from conftest import (BIDIRECTIONAL_SPEC, CLASSIFIER_SPEC, REGRESSION_SPEC, random_weights, read_manifest_json,
-                      write_manifest_json)
-from edgernn.cli import cli, fmt
+from helpers import (BIDIRECTIONAL_SPEC, CLASSIFIER_SPEC, REGRESSION_SPEC, random_weights, read_manifest_json,
+                      write_manifest_json, invoke)
+from edgernn.cli import fmt
 from edgernn.parity import TOLERANCES
 from edgernn.reference import model_forward
 from edgernn.runtime import load
 
 FP32 = TOLERANCES["fp32"]
-
-
-def invoke(*args, input: str | None = None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
 
 
 def assert_ok(result) -> None:

@@ -10,18 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from edgernn import data
 from edgernn.checkpoint import load_checkpoint
-from edgernn.cli import cli
 from edgernn.data.lazy import lazy_splits
+from helpers import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def norm_values(norm) -> np.ndarray:

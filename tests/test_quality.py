@@ -7,16 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from edgernn.cli import cli
 from edgernn.compare import matched_gru_hidden
 from edgernn.datasource import DataSource
 from edgernn.spec import ModelSpec
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
+from helpers import invoke
 
 
 @pytest.fixture(scope="module")

@@ -13,19 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from aeon_data import MISSING, aeon_file
-from edgernn.cli import cli
 from edgernn.data import load_data
 from edgernn.errors import BadInputError
+from helpers import invoke
 
 CLASSES = ("high", "low", "mid")  # sorted, as training stores them
 LEVEL = {"low": -1.0, "mid": 0.0, "high": 1.0}
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def ok(result):

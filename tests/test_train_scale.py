@@ -11,21 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from edgernn.checkpoint import load_checkpoint
-from edgernn.cli import cli
 from edgernn.datasource import DataSource
 from edgernn.errors import BadInputError
 from edgernn.nn.device import Precision, resolve_device
 from edgernn.nn.train import TrainConfig, train
+from helpers import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 no_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def max_abs_diff(a: dict, b: dict) -> float:
