@@ -19,7 +19,7 @@ from edgernn.bundle import read_manifest
 from edgernn.errors import BadInputError, MissingDependencyError
 from edgernn.metrics import PRIMARY_METRIC, forecast_baselines, task_metrics, verdict
 from edgernn.runtime.coverage import input_range, outside_share
-from edgernn.runtime.model import finish_outputs, prepare_windows
+from edgernn.runtime.processing import finish_outputs, prepare_windows
 
 REFERENCE_VARIANT = "onnx-window-fp32"
 # Default budgets: 1 point of accuracy, or 2 % relative MSE.

@@ -147,7 +147,7 @@ def data_probe_windows(spec, data: Mapping | None, limit: int = DATA_PROBES, see
     if not data or not spec.plain:
         return None
     from edgernn.datasource import DataSource
-    from edgernn.runtime.model import prepare_windows
+    from edgernn.runtime.processing import prepare_windows
 
     try:
         train = DataSource.from_dict(dict(data)).splits().train
