@@ -232,10 +232,3 @@ def _torch_run(checkpoint: Path, spec):
 
     size = (Path(ckpt.path) / "model.safetensors").stat().st_size
     return ("pytorch-fp32", "fp32", "pytorch", size, TorchRun)
-
-
-def plot_report(report: EvaluationReport, path: Path) -> None:
-    """The evaluation as a figure (see ``edgernn.plots_evaluate``)."""
-    from edgernn.plots_evaluate import plot_evaluation
-
-    plot_evaluation(report, path)

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (  # noqa: F401  (re-exported for fixtures)
-    BIDIRECTIONAL_SPEC, CLASSIFIER_SPEC, REGRESSION_SPEC, random_weights, read_manifest_json, write_manifest_json,
-)
+from edgernn.spec import ModelSpec
+from helpers import random_weights
 
 
 @pytest.fixture(scope="session")

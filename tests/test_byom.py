@@ -282,6 +282,7 @@ def test_cli_exports_a_class_with_safetensors_weights_and_prints_the_lint(tmp_pa
     assert "streaming: yes (step graph)" in lines
 
 
+@pytest.mark.slow
 def test_cli_unexportable_module_is_one_line_naming_the_operation(tmp_path):
     result = invoke("export", "--module", f"{MODULES_FILE}:build_bessel", "--input-shape", "2,12,5",
                     "--out", tmp_path / "b")

@@ -119,6 +119,7 @@ def _probe(*args) -> dict:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc (Linux)")
+@pytest.mark.slow
 def test_a_mapped_file_larger_than_the_memory_budget_trains_in_bounded_memory(tmp_path):
     budget_mib, steps = 100, 50_000_000  # a 200 MB file
     big, small = tmp_path / "big.npy", tmp_path / "small.npy"

@@ -79,6 +79,7 @@ def test_the_gru_gets_the_closest_parameter_count():
     assert h > 32  # a GRU needs more units for the same budget
 
 
+@pytest.mark.slow
 def test_compare_trains_both_cells_and_reports_one_table(tmp_path):
     result = invoke("compare", "--task", "sum", "--samples", "300", "--epochs", "2", "--hidden", "8",
                     "--out", tmp_path / "cmp", "--json", "--quiet")

@@ -365,6 +365,7 @@ def test_int8_without_calibration_data_rounds_to_nearest_and_says_so(tmp_path, p
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.slow
 def test_int8_variants_of_a_model_trained_on_sum_stay_within_the_evaluate_budget(cell, tmp_path):
     """``sum`` is the strictest built-in task for int8 (its target is an exact sum of the inputs);
     a few seconds of training already leave the fp32 model an error of ~2 % of the target's spread."""

@@ -338,6 +338,7 @@ def test_a_leading_year_column_is_a_time_index_not_a_feature(tmp_path):
     assert load_data(plain, head="forecast", window=2).features == 1
 
 
+@pytest.mark.slow
 def test_compare_scores_both_cells_on_the_official_test_file(tmp_path):
     train_file = write_cases(tmp_path / "c_TRAIN.csv", level_cases(8, seed=0))
     test_file = write_cases(tmp_path / "c_TEST.csv", level_cases(3, seed=1))

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from edgernn.cli import cli
 from edgernn.spec import ModelSpec
+from helpers import numpy_random_weights
 
 pytest.importorskip("onnx")  # bundles are written with the export extra; verify itself needs no onnx
 

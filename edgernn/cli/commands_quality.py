@@ -32,11 +32,12 @@ def evaluate(bundle, data_path, checkpoint, max_drop, plot, threads, as_json):
     require("evaluate", [*(dependencies.CHECKPOINT if checkpoint else ()), *(("matplotlib",) if plot else ())],
             {"matplotlib": "--plot", "torch": "--checkpoint", "safetensors": "--checkpoint"})
     from edgernn.errors import CheckFailedError
-    from edgernn.evaluate import evaluate_bundle, plot_report
+    from edgernn.evaluate import evaluate_bundle
+    from edgernn.plots_evaluate import plot_evaluation
 
     report = evaluate_bundle(bundle, data_path=data_path, checkpoint=checkpoint, max_drop=max_drop, threads=threads)
     if plot:
-        plot_report(report, plot)
+        plot_evaluation(report, plot)
     if as_json:
         emit_json(report.to_dict())
     else:
