@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgernn.cli import cli, emit_json, fmt
+from edgernn.cli.app import cli, emit_json, fmt
 from edgernn.cli.options import LAYERS, NON_NEGATIVE_FLOAT, POSITIVE, SIZE, THREADS, data_options, data_source, split_options
 from edgernn import dependencies
 from edgernn.dependencies import require
@@ -93,7 +93,7 @@ def compare(task, data_path, head, window, horizon, stride, n, seed, test_path, 
     streaming-step latency.
     """
     require("compare", dependencies.COMPARE)
-    from edgernn.cli import stderr_is_tty
+    from edgernn.cli.app import stderr_is_tty
     from edgernn.compare import compare_cells, plot_comparison
     from edgernn.nn.train import TrainConfig, check_config
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgernn.cli import cli, emit_json
+from edgernn.cli.app import cli, emit_json
 from edgernn.cli.options import POSITIVE, THREADS
 from edgernn.errors import BadInputError
 
