@@ -10,6 +10,8 @@ from edgernn.bundle import missing_bundle, read_manifest
 from edgernn.errors import EdgeRnnError, ModelFileError
 from edgernn.spec import ModelSpec
 from edgernn.precisions import describe as describe_precision
+from edgernn.runtime.backends import OnnxBackend
+from edgernn.runtime.tflite_backend import TfliteBackend, tflite_metadata
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -29,8 +31,6 @@ def describe(path: Path) -> dict[str, Any]:
         return _describe_tflite(path)
     if path.suffix != ".onnx":
         raise ModelFileError(f"{path}: not a model (expected a bundle folder, or a .onnx or .tflite file)")
-    from edgernn.runtime.backends import OnnxBackend
-
     d: dict[str, Any] = {"file": str(path), "size": path.stat().st_size}
     failure = None
     try:
@@ -90,8 +90,6 @@ def rnn_nodes(model) -> list[dict[str, Any]]:
 
 
 def _describe_tflite(path: Path) -> dict[str, Any]:
-    from edgernn.runtime.tflite_backend import TfliteBackend, tflite_metadata
-
     meta = tflite_metadata(path.read_bytes())
     interpreter = TfliteBackend(path).interpreter
     d: dict[str, Any] = {

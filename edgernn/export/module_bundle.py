@@ -12,9 +12,12 @@ import onnx
 import torch
 
 from edgernn.bundle import Manifest, TensorInfo, Variant, atomic_write_bytes, sha256_of
+from edgernn.export.bundle_writer import _versions
 from edgernn.export.module_lint import LintItem, ModuleFacts, batch_first_numpy, probe_inputs
 from edgernn.export.module_parity import bundle_parity, module_outputs
 from edgernn.parity import VariantReport
+from edgernn.runtime import load
+from edgernn.runtime.stream import step_fn
 from edgernn.spec import ModelSpec
 
 WINDOW, STEP = ("onnx-window-fp32", "model.onnx"), ("onnx-step-fp32", "model.step.onnx")
@@ -58,7 +61,6 @@ def write_files(facts: ModuleFacts, built: Built, tmp: Path) -> Manifest:
                                 size=(tmp / file).stat().st_size, sha256=sha256_of(tmp / file), inputs=ins,
                                 outputs=outs, opset=model.opset_import[0].version, ir_version=model.ir_version,
                                 state=built.streaming if graph == "step" else {}))
-    from edgernn.export.bundle_writer import _versions
 
     return Manifest(spec=built.spec, variants=tuple(variants), versions={**_versions(), "torch": torch.__version__},
                     streaming=built.streaming, probe=probe(facts, built),
@@ -83,9 +85,6 @@ def window_runner(backend):
 
 
 def check_bundle(facts: ModuleFacts, built: Built, tmp: Path, manifest: Manifest) -> list[VariantReport]:
-    from edgernn.runtime import load
-    from edgernn.runtime.stream import step_fn
-
     windows, steps = {}, {}
     for v in manifest.variants:
         model = load(tmp, variant=v.name)

@@ -31,7 +31,12 @@ import numpy as np
 
 from edgernn import __version__
 from edgernn.errors import ExportError
+from edgernn.export.tflite_builder import with_metadata
+from edgernn.export.tflite_int8 import INT8_PRECISIONS, head_note, int8_step
 from edgernn.export.tflite_quantize import PRECISIONS, precision_report, quantize_step
+from edgernn.export.tflite_step import step_model_bytes
+from edgernn.export.tflite_window import wrap_step
+from edgernn.parity import probe_inputs
 from edgernn.spec import ModelSpec
 
 GRAPHS = ("window", "step")
@@ -86,8 +91,6 @@ def tensor_io(spec: ModelSpec, graph: str) -> tuple[tuple, tuple]:
 
 def default_calibration(spec: ModelSpec) -> np.ndarray:
     """Unit-scale random windows: what normalised data looks like when no training data is given."""
-    from edgernn.parity import probe_inputs
-
     return probe_inputs(spec, DEFAULT_CALIBRATION_WINDOWS, spec.window or 20, seed=4321)
 
 
@@ -122,11 +125,6 @@ def tflite_variants(
     None. ``granularity``: int8 weight scales per ``tensor`` (every runtime) or per ``channel``
     (ai-edge-litert only for int8-dynamic: tflite-runtime 2.14 reads one scale).
     """
-    from edgernn.export.tflite_builder import with_metadata
-    from edgernn.export.tflite_int8 import INT8_PRECISIONS, head_note, int8_step
-    from edgernn.export.tflite_step import step_model_bytes
-    from edgernn.export.tflite_window import wrap_step
-
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown:
         raise ExportError(f"TFLite precisions must be among {', '.join(PRECISIONS)}, got {', '.join(unknown)}")

@@ -43,6 +43,10 @@ import numpy as np
 from edgernn.export.tflite_quantize import (
     GRANULARITY, RANGE_HEADROOM, calibration_feeds, quantize_step, recipe_for,
 )
+from edgernn.export.tflite_rounding import matmul_inputs, round_weights
+from edgernn.export.tflite_step import layout_scales, step_model_bytes
+from edgernn.export.tflite_window import wrap_step
+from edgernn.runtime.tflite_backend import TfliteBackend
 from edgernn.spec import ModelSpec
 
 INT8_PRECISIONS = ("int8-dynamic", "int8-static")
@@ -61,9 +65,6 @@ class Int8Step:
 def int8_step(spec: ModelSpec, weights: Mapping[str, np.ndarray], precision: str, windows: np.ndarray,
               *, granularity: str = "tensor", windows_source: str = "calibration windows") -> Int8Step:
     """The ``precision`` step graph of ``spec``, quantized and output-corrected on ``windows (N, T, F)``."""
-    from edgernn.export.tflite_rounding import matmul_inputs, round_weights
-    from edgernn.export.tflite_step import layout_scales, step_model_bytes
-
     recipe_for(precision, granularity)  # refuses an unknown precision or granularity before any work
     scales = layout_scales(spec, weights)
 
@@ -102,9 +103,6 @@ def int8_step(spec: ModelSpec, weights: Mapping[str, np.ndarray], precision: str
 
 def window_outputs(step: bytes, spec: ModelSpec, windows: np.ndarray) -> np.ndarray:
     """``y`` of the window graph around ``step`` for every window, in batches."""
-    from edgernn.export.tflite_window import wrap_step
-    from edgernn.runtime.tflite_backend import TfliteBackend
-
     backend = TfliteBackend.from_bytes(wrap_step(step, spec))
     return np.concatenate([backend.run({"x": np.ascontiguousarray(windows[i : i + BATCH], np.float32)})["y"]
                            for i in range(0, len(windows), BATCH)])

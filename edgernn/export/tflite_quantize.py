@@ -43,6 +43,7 @@ import numpy as np
 
 from edgernn.errors import ExportError, MissingDependencyError
 from edgernn.export.tflite_builder import from_bytes, make_operator, schema, to_bytes
+from edgernn.runtime.tflite_backend import TfliteBackend
 
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
 GRANULARITY = {"tensor": "TENSORWISE", "channel": "CHANNELWISE"}
@@ -99,8 +100,6 @@ def calibration_feeds(step_fp32: bytes, state_names: list[str], windows: np.ndar
     stacked along the batch axis into one feed of batch N·T (min/max calibration sees the same values
     as with T feeds, in one interpreter call). The final states are fed once more, so the state
     inputs' ranges hold every state the windows reach."""
-    from edgernn.runtime.tflite_backend import TfliteBackend
-
     backend = TfliteBackend.from_bytes(step_fp32)
     N = windows.shape[0]
     state = {name: np.zeros((num_layers, N, hidden_size), np.float32) for name in state_names}

@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import onnx
 
+from edgernn.data import load_inputs, normalize_x
 from edgernn.errors import BadInputError
+from edgernn.export.onnx_window_scan import site_activations
 from edgernn.spec import ModelSpec
 
 MAX_WINDOWS = 8192  # the whole training split of the built-in tasks; larger data sets are sampled
@@ -36,8 +38,6 @@ def calibration_windows(
 ) -> tuple[np.ndarray, str]:
     """Normalised windows ``(N, T, F)`` and where they came from: ``path`` (read with
     ``edgernn.data.load_inputs``, in data units) or else the training split of the checkpoint's data."""
-    from edgernn.data import load_inputs, normalize_x
-
     if path is not None:
         x = load_inputs(path, input_size=spec.input_size)
         source = f"{path} ({len(x)} windows)"
@@ -100,8 +100,6 @@ def site_statistics(spec: ModelSpec, scan_fp32: onnx.ModelProto, windows: np.nda
     import onnxruntime as ort
     from onnx import TensorProto, helper
     from tqdm import tqdm
-
-    from edgernn.export.onnx_window_scan import site_activations
 
     sites = site_activations(spec)
     names = sorted({t for tensors, _ in sites.values() for t in tensors})

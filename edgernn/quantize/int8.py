@@ -54,6 +54,7 @@ import numpy as np
 import onnx
 
 from edgernn.errors import ExportError
+from edgernn.export.onnx_window_scan import build_scan_window_graph, build_split_step_graph, site_activations
 from edgernn.quantize.calibration import SiteStatistics
 from edgernn.quantize.int8_matmul import ActivationQuant, Int8MatMul
 from edgernn.spec import ModelSpec
@@ -64,8 +65,6 @@ STATE_BOUND = 1.0  # |h| < 1 for both cells
 
 def activation_quant(spec: ModelSpec, precision: str) -> dict[str, ActivationQuant]:
     """How every product's activation is quantized in ``precision`` (see the module docstring)."""
-    from edgernn.export.onnx_window_scan import site_activations
-
     scale = "row" if precision == "int8-dynamic" else "fixed"
     return {site: ActivationQuant(scale, passes=2) for site in site_activations(spec)}
 
@@ -90,8 +89,6 @@ def int8_graphs(
     """The int8 window graph (and step graph when ``step``) of ``precision``. ``statistics`` (from the
     calibration windows) give GPTQ its Gram matrices and int8-static its input range; int8-dynamic
     without them rounds the weights to nearest."""
-    from edgernn.export.onnx_window_scan import build_scan_window_graph, build_split_step_graph
-
     if opset < 13:
         raise ExportError(f"{precision} graphs need opset 13 or newer, got {opset}")
     if precision == "int8-static" and statistics is None:
