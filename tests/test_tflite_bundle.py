@@ -16,7 +16,7 @@ pytest.importorskip("ai_edge_quantizer")
 
 from edgernn.reference import model_forward  # noqa: E402
 from edgernn.runtime import load  # noqa: E402
-from edgernn.runtime.model import normalize_input  # noqa: E402
+from edgernn.runtime.processing import normalize_input  # noqa: E402
 from helpers import invoke
 
 
