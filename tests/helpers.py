@@ -14,7 +14,11 @@ import numpy as np
 from click.testing import CliRunner
 
 from edgernn.cli import cli
+from edgernn.parity import TOLERANCES
+from edgernn.reference import model_forward
 from edgernn.spec import ModelSpec, Normalization
+
+FP32 = TOLERANCES["fp32"]
 
 
 def invoke(*args, input: str | None = None):
@@ -112,3 +116,71 @@ def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
 def result_of(proc: subprocess.CompletedProcess) -> dict:
     line = next(line for line in proc.stderr.splitlines() if line.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
+
+
+# --- assertions and references shared by the CLI tests ---------------------------------------
+
+def assert_ok(result) -> None:
+    assert result.exit_code == 0, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
+
+
+def assert_one_line_error(result, exit_code: int, message: str) -> None:
+    """Exit code, no traceback, nothing on stdout, and exactly one line on stderr holding ``message``."""
+    assert result.exit_code == exit_code, f"stdout: {result.stdout}\nstderr: {result.stderr}"
+    assert isinstance(result.exception, SystemExit), repr(result.exception)  # not an uncaught exception
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert message in lines[0], lines[0]
+
+
+def assert_close(got, want, what: str = "") -> None:
+    np.testing.assert_allclose(np.asarray(got, np.float64), np.asarray(want, np.float64),
+                               atol=FP32.atol, rtol=FP32.rtol, err_msg=what)
+
+
+def model_units(spec, values) -> np.ndarray:
+    """De-normalised predictions back to the head's units, where the fp32 tolerance applies."""
+    norm = spec.normalization
+    return (np.asarray(values, np.float64) - np.asarray(norm.y_mean)) / np.asarray(norm.y_std)
+
+
+def reference_raw(spec, weights, x_data_units: np.ndarray) -> np.ndarray:
+    """The head output the NumPy reference gives for windows in data units: (N, O)."""
+    norm = spec.normalization
+    z = (np.asarray(x_data_units, np.float64) - np.asarray(norm.x_mean)) / np.asarray(norm.x_std)
+    y, _ = model_forward(spec, weights, z)
+    return y
+
+
+def reference_per_step(spec, weights, frames: np.ndarray) -> np.ndarray:
+    """The head on every step's hidden state, one stream: (T, O)."""
+    norm = spec.normalization
+    z = (np.asarray(frames, np.float64)[None] - np.asarray(norm.x_mean)) / np.asarray(norm.x_std)
+    _, rnn = model_forward(spec, weights, z)
+    return (rnn.output @ weights["head.weight"].astype(np.float64).T + weights["head.bias"])[0]
+
+
+def data_units(spec, shape, seed: int) -> np.ndarray:
+    norm = spec.normalization
+    z = np.random.default_rng(seed).standard_normal(shape)
+    return (np.asarray(norm.x_mean) + np.asarray(norm.x_std) * z).astype(np.float32)
+
+
+def write_csv_windows(path: Path, x: np.ndarray, header: bool = False) -> None:
+    """One window per row, flattened time-major (t0f0, t0f1, …), as `run --input x.csv` reads it."""
+    rows = x.reshape(len(x), -1)
+    lines = [",".join(f"t{t}f{f}" for t in range(x.shape[1]) for f in range(x.shape[2]))] if header else []
+    lines += [",".join(repr(float(v)) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def no_leftovers(folder: Path) -> list[str]:
+    """Names of staging or temporary files a command may have left behind."""
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
