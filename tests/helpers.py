@@ -118,7 +118,7 @@ def result_of(proc: subprocess.CompletedProcess) -> dict:
     return json.loads(line[len("RESULT "):])
 
 
-# --- assertions and references shared by the CLI tests ---------------------------------------
+# --- data files and CLI assertions shared by several test files ---------------------------------------
 
 def assert_ok(result) -> None:
     assert result.exit_code == 0, f"exit {result.exit_code}\nstdout: {result.stdout}\nstderr: {result.stderr}"
@@ -184,3 +184,9 @@ def jsonl(text: str) -> list[dict]:
 def no_leftovers(folder: Path) -> list[str]:
     """Names of staging or temporary files a command may have left behind."""
     return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def write_csv_rows(path, rows, header=None):
+    lines = ([",".join(header)] if header else []) + [",".join(str(v) for v in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
