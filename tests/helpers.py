@@ -43,12 +43,15 @@ BIDIRECTIONAL_SPEC = ModelSpec(
 )
 
 
-def random_weights(spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:
-    """A torch model's freshly initialised weights (biases included), as numpy arrays."""
+def random_weights(spec: ModelSpec, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
+    """A torch model's freshly initialised weights (biases included), as numpy arrays; ``scale`` > 1
+    multiplies the recurrent weights so that gates saturate and outputs are O(1), as trained weights do
+    (at init, outputs are ~0.1 and a swapped gate pair changes them little)."""
     from edgernn.nn import build_model
 
     model = build_model(spec, seed=seed)
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    return {k: v.detach().numpy().copy() * (scale if k.startswith("rnn.") else 1.0)
+            for k, v in model.state_dict().items()}
 
 
 def write_manifest_json(bundle: Path, manifest: dict) -> None:
