@@ -105,8 +105,6 @@ def evaluation_data(bundle: Path, data_path: Path | None, checkpoint: Path | Non
         return ds, str(data_path)
     source = manifest.data
     if not source and checkpoint is not None:
-        from edgernn.checkpoint import load_checkpoint
-
         source = load_checkpoint(checkpoint).data
     if not source:
         if spec.task in data.BUILTIN_TASKS:

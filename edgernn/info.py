@@ -12,6 +12,7 @@ from edgernn.spec import ModelSpec
 from edgernn.precisions import describe as describe_precision
 from edgernn.runtime.backends import OnnxBackend
 from edgernn.runtime.tflite_backend import TfliteBackend, tflite_metadata
+from edgernn.validate_graph import graph_inputs
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -63,8 +64,6 @@ def describe(path: Path) -> dict[str, Any]:
     d["ops"] = dict(Counter(n.op_type for n in model.graph.node))
     d["rnn_nodes"] = rnn_nodes(model)
     if session is None:
-        from edgernn.validate_graph import graph_inputs
-
         d["inputs"] = [{"name": n, "shape": shape, "type": kind} for n, shape, kind in graph_inputs(path)]
         d["outputs"] = [{"name": o.name, "shape": [x.dim_value or x.dim_param or None for x in
                                                    o.type.tensor_type.shape.dim],

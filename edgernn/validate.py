@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgernn.bundle import check_file, read_manifest
+from edgernn.checkpoint import load_checkpoint
 from edgernn.datasource import DataSource
 from edgernn.errors import BadInputError, EdgeRnnError
 from edgernn.parity import (
@@ -32,8 +33,6 @@ def reference_weights(bundle_dir: Path, checkpoint: Path | None) -> tuple[dict[s
                             "reference does not describe; its parity against the module was checked at export and "
                             "is in the manifest (edgernn info); export it again to check again")
     if checkpoint is not None:
-        from edgernn.checkpoint import load_checkpoint
-
         ckpt = load_checkpoint(checkpoint)
         if ckpt.spec != manifest.spec:
             raise BadInputError(f"{checkpoint}: this checkpoint's model spec differs from the bundle's; "

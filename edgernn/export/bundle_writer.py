@@ -27,6 +27,7 @@ from edgernn.quantize.report import precision_report
 from edgernn.reference import model_forward
 from edgernn.spec import ModelSpec
 from edgernn.staging import staged_dir
+from edgernn.validate import validate_bundle
 
 FORMATS = ("onnx", "tflite")
 TFLITE_NOT_WRITTEN = {"int8-weights": "TFLite's int8-dynamic is its int8-weight file: int8 weights, which XNNPACK "
@@ -179,8 +180,6 @@ def export_bundle(
         reports: list[VariantReport] = []
         refused: tuple[dict, ...] = ()
         if validate:
-            from edgernn.validate import validate_bundle
-
             reports = validate_bundle(tmp, weights=weights, with_torch=False, float_floor=True)
             failed = [r for r in reports if not r.passed]
             if failed:
