@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from edgernn.datasource import DataSource
-from edgernn.plots import save_figure
+from edgernn.evaluate import evaluate_bundle
+from edgernn.plots import _plt, save_figure
+from edgernn.runtime import load
 from edgernn.spec import ModelSpec
 
 INT8_PRECISION = "int8-static"
@@ -55,8 +57,6 @@ def matched_gru_hidden(lstm: ModelSpec) -> int:
 
 
 def step_latency_us(bundle: Path, variant: str, repeat: int = 2000) -> float | None:
-    from edgernn.runtime import load
-
     model = load(bundle, variant=variant, threads=1)
     try:
         session = model.stream(batch=1)
@@ -75,7 +75,6 @@ def step_latency_us(bundle: Path, variant: str, repeat: int = 2000) -> float | N
 
 def compare_cells(source: DataSource, config, out: Path, *, progress: bool = True) -> ComparisonReport:
     """Train an LSTM (``config``) and a parameter-matched GRU, export with int8, and score both."""
-    from edgernn.evaluate import evaluate_bundle
     from edgernn.export import export_checkpoint
     from edgernn.nn.train import train
 
@@ -107,8 +106,6 @@ def compare_cells(source: DataSource, config, out: Path, *, progress: bool = Tru
 
 
 def plot_comparison(report: ComparisonReport, path: Path) -> None:
-    from edgernn.plots import _plt
-
     plt = _plt()
     panels = [
         (f"test {report.metric}", ("fp32", "int8"), lambda r: [r.fp32, r.int8 or 0.0]),

@@ -15,11 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from edgernn import data
 from edgernn.bundle import read_manifest
+from edgernn.checkpoint import load_checkpoint
+from edgernn.datasource import DataSource
 from edgernn.errors import BadInputError, MissingDependencyError
 from edgernn.metrics import PRIMARY_METRIC, forecast_baselines, task_metrics, verdict
+from edgernn.runtime import load
 from edgernn.runtime.coverage import input_range, outside_share
-from edgernn.runtime.model import by_length, finish_outputs, prepare_windows
+from edgernn.runtime.processing import by_length, finish_outputs, prepare_windows
+from edgernn.runtime.stream import StreamSession
 
 REFERENCE_VARIANT = "onnx-window-fp32"
 # Default budgets: 1 point of accuracy, or 2 % relative MSE.
@@ -86,9 +91,6 @@ def _latency_ms(fn, x_one: np.ndarray, repeat: int = 30) -> float:
 def evaluation_data(bundle: Path, data_path: Path | None, checkpoint: Path | None):
     """The windows to evaluate on: ``--data`` as a whole, else the official test file the model was trained
     with (``train --test-data``), else its test split. Class labels map through the spec's label list."""
-    from edgernn import data
-    from edgernn.datasource import DataSource
-
     manifest = read_manifest(bundle)
     spec = manifest.spec
     if data_path is not None:
@@ -103,8 +105,6 @@ def evaluation_data(bundle: Path, data_path: Path | None, checkpoint: Path | Non
         return ds, str(data_path)
     source = manifest.data
     if not source and checkpoint is not None:
-        from edgernn.checkpoint import load_checkpoint
-
         source = load_checkpoint(checkpoint).data
     if not source:
         if spec.task in data.BUILTIN_TASKS:
@@ -125,8 +125,6 @@ def evaluate_bundle(
     max_drop: float | None = None,
     threads: int | None = 1,
 ) -> EvaluationReport:
-    from edgernn.runtime import load
-
     manifest = read_manifest(bundle)
     spec = manifest.spec
     ds, label = evaluation_data(bundle, data_path, checkpoint)
@@ -189,8 +187,6 @@ class StepRunner:
         self.model = model
 
     def window(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        from edgernn.runtime.stream import StreamSession
-
         session = StreamSession(self.model.spec, self.model.backend, batch=x.shape[0])
         ys = [session.step_raw(np.ascontiguousarray(x[:, t])) for t in range(x.shape[1])]  # T × (B, O)
         return {"y": np.stack(ys, axis=1) if self.model.spec.head_input == "every_step" else ys[-1]}
@@ -204,7 +200,6 @@ class StepRunner:
 def _torch_run(checkpoint: Path, spec):
     import torch
 
-    from edgernn.checkpoint import load_checkpoint
     from edgernn.nn import load_torch_model
 
     ckpt = load_checkpoint(checkpoint)
@@ -225,10 +220,3 @@ def _torch_run(checkpoint: Path, spec):
 
     size = (Path(ckpt.path) / "model.safetensors").stat().st_size
     return ("pytorch-fp32", "fp32", "pytorch", size, TorchRun)
-
-
-def plot_report(report: EvaluationReport, path: Path) -> None:
-    """The evaluation as a figure (see ``edgernn.plots_evaluate``)."""
-    from edgernn.plots_evaluate import plot_evaluation
-
-    plot_evaluation(report, path)

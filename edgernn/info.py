@@ -10,6 +10,9 @@ from edgernn.bundle import missing_bundle, read_manifest
 from edgernn.errors import EdgeRnnError, ModelFileError
 from edgernn.spec import ModelSpec
 from edgernn.precisions import describe as describe_precision
+from edgernn.runtime.backends import OnnxBackend
+from edgernn.runtime.tflite_backend import TfliteBackend, tflite_metadata
+from edgernn.validate_graph import graph_inputs
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -29,8 +32,6 @@ def describe(path: Path) -> dict[str, Any]:
         return _describe_tflite(path)
     if path.suffix != ".onnx":
         raise ModelFileError(f"{path}: not a model (expected a bundle folder, or a .onnx or .tflite file)")
-    from edgernn.runtime.backends import OnnxBackend
-
     d: dict[str, Any] = {"file": str(path), "size": path.stat().st_size}
     failure = None
     try:
@@ -63,8 +64,6 @@ def describe(path: Path) -> dict[str, Any]:
     d["ops"] = dict(Counter(n.op_type for n in model.graph.node))
     d["rnn_nodes"] = rnn_nodes(model)
     if session is None:
-        from edgernn.validate_graph import graph_inputs
-
         d["inputs"] = [{"name": n, "shape": shape, "type": kind} for n, shape, kind in graph_inputs(path)]
         d["outputs"] = [{"name": o.name, "shape": [x.dim_value or x.dim_param or None for x in
                                                    o.type.tensor_type.shape.dim],
@@ -90,8 +89,6 @@ def rnn_nodes(model) -> list[dict[str, Any]]:
 
 
 def _describe_tflite(path: Path) -> dict[str, Any]:
-    from edgernn.runtime.tflite_backend import TfliteBackend, tflite_metadata
-
     meta = tflite_metadata(path.read_bytes())
     interpreter = TfliteBackend(path).interpreter
     d: dict[str, Any] = {

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from edgernn.reference import model_forward
 from edgernn.spec import ModelSpec
 
 
@@ -218,8 +219,6 @@ def window_parity(
     A run function maps normalised ``x (B, T, F)`` to ``{"y", "h_n"[, "c_n"]}``. See the module
     docstring for ``data_windows`` (which probes decide) and ``floor_fn`` (the float32 floor).
     """
-    from edgernn.reference import model_forward
-
     reports = {name: VariantReport(name, prec, TOLERANCES[prec]) for name, (prec, _) in variants.items()}
     floor_fn = floor_fn or torch_fn
     for x, probe, decides in probe_cases(spec, batches, lengths, seed, data_windows):
@@ -301,8 +300,6 @@ def stream_parity(
     Against ``windows[name]`` (the window graph of the same precision): the last ``y`` and final
     state, which is the invariant "stepping the step graph through a window gives the window graph".
     """
-    from edgernn.reference import model_forward
-
     reports = {name: VariantReport(name, prec, TOLERANCES[prec]) for name, (prec, _) in variants.items()}
     head_w = np.asarray(weights["head.weight"], np.float64)
     head_b = np.asarray(weights["head.bias"], np.float64)

@@ -10,6 +10,7 @@ import numpy as np
 
 from edgernn.bundle import atomic_write_bytes
 from edgernn.errors import BadInputError
+from edgernn.metrics import confusion_matrix
 
 
 def save_figure(fig, path: Path) -> None:
@@ -67,8 +68,6 @@ def prediction_vs_truth(y_true: np.ndarray, y_pred: np.ndarray, path: Path, titl
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], path: Path) -> None:
     """Confusion matrix: rows are true classes, coloured by the share of the row; each cell shows its
     count and that share, in a colour readable on the cell."""
-    from edgernn.metrics import confusion_matrix
-
     plt = _plt()
     K = len(labels)
     cm = confusion_matrix(y_true, y_pred, K)

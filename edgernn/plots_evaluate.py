@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgernn.evaluate import REFERENCE_VARIANT, EvaluationReport
+from edgernn.plots import _plt, save_figure
 
 PRECISION_COLOURS = {"fp32": "#1f77b4", "fp16": "#2ca02c", "int8-dynamic": "#ff7f0e", "int8-static": "#d62728"}
 OTHER_COLOUR = "#7f7f7f"
@@ -67,8 +68,6 @@ def _metric_limits(report: EvaluationReport, reference: float) -> tuple[float, f
 
 def plot_evaluation(report: EvaluationReport, path: Path) -> None:
     """Write the figure to ``path`` (.png)."""
-    from edgernn.plots import _plt, save_figure
-
     plt = _plt()
     fig = evaluation_figure(report)
     save_figure(fig, path)  # written whole or not at all
@@ -80,8 +79,6 @@ def evaluation_figure(report: EvaluationReport):
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    from edgernn.plots import _plt
 
     plt = _plt()
     scores = report.scores

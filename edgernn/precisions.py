@@ -17,8 +17,8 @@ ONNX precisions:
   Bundles written before edgernn 0.x held a ``MatMulInteger`` graph in a ``Scan`` loop under this
   name; they still load and verify (``LEGACY``).
 - ``int8-static``: int8 × int8 products (``MatMulInteger``, standard ONNX) with activation scales
-  fixed at export, in a ``Scan`` loop: exact integer arithmetic on any ONNX runtime, but measured
-  4-18× slower than fp32 on onnxruntime's CPU provider. Written for runtimes that need integer
+  fixed at export, in a ``Scan`` loop: exact integer arithmetic on any ONNX runtime, but slower than fp32
+  on onnxruntime's CPU provider (figures: docs/design-quantization-notes.md). Written for runtimes that need integer
   products, never for speed.
 
 TFLite precisions (``edgernn.export.tflite_quantize``): ``fp16``; ``int8-dynamic`` (int8 weights,

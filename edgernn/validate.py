@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from edgernn.bundle import check_file, read_manifest
-from edgernn.errors import BadInputError
+from edgernn.checkpoint import load_checkpoint
+from edgernn.datasource import DataSource
+from edgernn.errors import BadInputError, EdgeRnnError
 from edgernn.parity import (
     Comparison,
     VariantReport,
@@ -18,6 +20,9 @@ from edgernn.parity import (
     torch_window_fn,
     window_parity,
 )
+from edgernn.runtime import load
+from edgernn.runtime.processing import prepare_windows
+from edgernn.runtime.stream import step_fn
 
 
 def reference_weights(bundle_dir: Path, checkpoint: Path | None) -> tuple[dict[str, np.ndarray], bool]:
@@ -28,8 +33,6 @@ def reference_weights(bundle_dir: Path, checkpoint: Path | None) -> tuple[dict[s
                             "reference does not describe; its parity against the module was checked at export and "
                             "is in the manifest (edgernn info); export it again to check again")
     if checkpoint is not None:
-        from edgernn.checkpoint import load_checkpoint
-
         ckpt = load_checkpoint(checkpoint)
         if ckpt.spec != manifest.spec:
             raise BadInputError(f"{checkpoint}: this checkpoint's model spec differs from the bundle's; "
@@ -60,8 +63,6 @@ def validate_bundle(
     manifest records, when it can still be read); random probes are then drift (see ``edgernn.parity``).
     ``float_floor`` (or a checkpoint): PyTorch's own distance from the float64 reference is the fp32 floor.
     """
-    from edgernn.runtime import load
-
     manifest = read_manifest(bundle_dir)
     if weights is None:
         weights, from_checkpoint = reference_weights(bundle_dir, checkpoint)
@@ -71,8 +72,6 @@ def validate_bundle(
     floor_fn = torch_fn or (_torch_floor(manifest.spec, weights) if float_floor and _has_torch() else None)
     if data_windows is None:
         data_windows = data_probe_windows(manifest.spec, manifest.data)
-    from edgernn.runtime.stream import step_fn
-
     window_variants, step_variants, window_twins = {}, {}, {}
     for v in manifest.variants:
         model = load(bundle_dir, variant=v.name)
@@ -142,13 +141,8 @@ def data_probe_windows(spec, data: Mapping | None, limit: int = DATA_PROBES, see
     """Normalised training windows at their real lengths, as the graph sees them: one window alone (batch 1)
     and up to ``limit`` together (grouped by length for variable-length data). None when the bundle records
     no data, or the data cannot be read any more (then the random probes decide)."""
-    from edgernn.errors import EdgeRnnError
-
     if not data or not spec.plain:
         return None
-    from edgernn.datasource import DataSource
-    from edgernn.runtime.model import prepare_windows
-
     try:
         train = DataSource.from_dict(dict(data)).splits().train
     except EdgeRnnError:

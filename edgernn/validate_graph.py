@@ -28,6 +28,7 @@ import numpy as np
 from edgernn.errors import BadInputError, ModelFileError
 from edgernn.parity import TOLERANCES, compare
 from edgernn.reference_onnx import GATES, onnx_rnn
+from edgernn.runtime.backends import load_failure
 
 UNKNOWN_AXIS = 4
 SEQ_LENS_SLOT = 4
@@ -211,8 +212,6 @@ def _exposed(model, rnns) -> tuple[bytes, list[str]]:
 
 def _session(data: bytes, path: Path):
     import onnxruntime as ort
-
-    from edgernn.runtime.backends import load_failure
 
     options = ort.SessionOptions()
     options.log_severity_level = 4

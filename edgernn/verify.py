@@ -27,6 +27,8 @@ import numpy as np
 from edgernn.bundle import Manifest, Variant, read_manifest, sha256_of, variant_path
 from edgernn.errors import EdgeRnnError, MissingDependencyError, ModelFileError
 from edgernn.parity import TOLERANCES, Tolerance, compare, step_through
+from edgernn.runtime import load
+from edgernn.runtime.stream import step_fn
 
 # Distributions whose versions a device report shows (read from package metadata: nothing is imported).
 RUNTIME_PACKAGES = ("onnxruntime", "numpy", "ai-edge-litert", "tflite-runtime")
@@ -159,9 +161,6 @@ def _probe_arrays(manifest: Manifest) -> tuple[np.ndarray, dict[str, np.ndarray]
 def _run_variant(bundle_dir: Path, manifest: Manifest, v: Variant, x: np.ndarray, threads: int | None
                  ) -> tuple[str, dict[str, np.ndarray]]:
     """Run one variant on the probe: ``("window" | "stream", outputs comparable with the stored ones)``."""
-    from edgernn.runtime import load
-    from edgernn.runtime.stream import step_fn
-
     model = load(bundle_dir, variant=v.name, threads=threads)
     if v.graph == "window":
         return "window", dict(model.window(x))

@@ -10,47 +10,14 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from edgernn.spec import ModelSpec, Normalization
-
-# Three features, two regression outputs, with normalisation far from identity.
-REGRESSION_SPEC = ModelSpec(
-    cell="lstm", input_size=3, hidden_size=6, num_layers=2, head="regression", output_size=2, window=6,
-    task="test-regression",
-    normalization=Normalization(x_mean=(1.0, -2.0, 0.5), x_std=(2.0, 0.5, 3.0), y_mean=(10.0, -1.0), y_std=(3.0, 0.2)),
-)
-# A GRU classifier with labels; inputs normalised, logits not.
-CLASSIFIER_SPEC = ModelSpec(
-    cell="gru", input_size=2, hidden_size=5, num_layers=1, head="classification", output_size=3,
-    labels=("low", "mid", "high"), window=8, task="test-classes",
-    normalization=Normalization(x_mean=(0.3, -0.7), x_std=(1.5, 0.4)),
-)
-BIDIRECTIONAL_SPEC = ModelSpec(
-    cell="lstm", input_size=3, hidden_size=4, num_layers=1, bidirectional=True, output_size=2, window=6,
-)
-
-
-def random_weights(spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:
-    """A torch model's freshly initialised weights (biases included), as numpy arrays."""
-    from edgernn.nn import build_model
-
-    model = build_model(spec, seed=seed)
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-
-
-def write_manifest_json(bundle: Path, manifest: dict) -> None:
-    (bundle / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-
-
-def read_manifest_json(bundle: Path) -> dict:
-    return json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+from edgernn.spec import ModelSpec
+from helpers import random_weights
 
 
 @pytest.fixture(scope="session")

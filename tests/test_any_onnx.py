@@ -17,22 +17,17 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 from onnx_rnn_vectors import HELPER_VECTORS, node_dirs, read_vector, rnn_model  # noqa: E402
 
-from edgernn.cli import cli  # noqa: E402
 from edgernn.parity import TOLERANCES  # noqa: E402
 from edgernn.reference_onnx import onnx_rnn  # noqa: E402
+from helpers import invoke
 
 FP32 = TOLERANCES["fp32"]
 NODE_DIRS = node_dirs()
 needs_vectors = pytest.mark.skipif(not NODE_DIRS, reason="ONNX backend node vectors not found: run tools/setup_env.sh")
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def one_line(result, code):
@@ -190,7 +185,7 @@ def test_info_and_bench_on_a_foreign_file(tmp_path):
 
 
 def test_foreign_run_info_bench_do_not_import_torch(tmp_path):
-    from test_no_torch import HEAVY, SCRIPT, result_of, run_python
+    from helpers import HEAVY, SCRIPT, result_of, run_python
 
     model, feeds = rnn_model("LSTM", seq_lens=True)
     onnx.save(model, tmp_path / "m.onnx")

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgernn.bench import BenchSettings, Latency, bench, measure
-from edgernn.bench_coldstart import time_to_first_line
+from edgernn.bench.coldstart import time_to_first_line
 from edgernn.cli import cli
 from edgernn.errors import BadInputError, CheckFailedError
 from edgernn.spec import ModelSpec
@@ -174,7 +174,7 @@ def test_bench_without_checkpoint_imports_no_torch(lstm):
 
 
 def test_cold_start_child_reports_time_and_its_own_peak_rss():
-    from edgernn.bench_coldstart import PEAK_RSS_AT_EXIT
+    from edgernn.bench.coldstart import PEAK_RSS_AT_EXIT
 
     seconds, peak = time_to_first_line([sys.executable, "-c", PEAK_RSS_AT_EXIT + "print('ready')"])
     assert seconds > 0 and peak is not None and peak > 0

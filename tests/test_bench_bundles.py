@@ -42,6 +42,7 @@ def _bench_whole_bundle(bundle: Path) -> dict:
 
 
 @pytest.mark.parametrize("name", ["sum-lstm", "bands-gru"])
+@pytest.mark.slow
 def test_bench_a_shipped_bundle_with_tflite_variants(name):
     _bench_whole_bundle(ROOT / "models" / name / "bundle")
 
@@ -49,6 +50,7 @@ def test_bench_a_shipped_bundle_with_tflite_variants(name):
 # The demo's bundles: sum, sine and bands, each with an LSTM and a GRU, exported to ONNX and TFLite with
 # every precision. sum-lstm and bands-gru are the shipped bundles above; the other four are trained tiny here.
 @pytest.mark.parametrize("task,cell", [("sum", "gru"), ("sine", "lstm"), ("sine", "gru"), ("bands", "lstm")])
+@pytest.mark.slow
 def test_bench_every_bundle_kind_the_demo_makes(task, cell, tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("ai_edge_quantizer")

@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 import byom_modules as bm  # noqa: E402
 
 import edgernn  # noqa: E402
-from edgernn.cli import cli  # noqa: E402
 from edgernn.parity import TOLERANCES  # noqa: E402
 from edgernn.runtime import load  # noqa: E402
+from helpers import invoke
 
 FP32 = TOLERANCES["fp32"]
 F = bm.FEATURES
@@ -241,10 +240,6 @@ def test_lint_specifics(exported):
 # --------------------------------------------------------------------------------------------
 
 
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
 def one_line_error(result, exit_code: int) -> str:
     """Exit code, no traceback, one line on stderr; stdout holds at most the lint, printed before conversion."""
     assert result.exit_code == exit_code, (result.stdout, result.stderr)
@@ -287,6 +282,7 @@ def test_cli_exports_a_class_with_safetensors_weights_and_prints_the_lint(tmp_pa
     assert "streaming: yes (step graph)" in lines
 
 
+@pytest.mark.slow
 def test_cli_unexportable_module_is_one_line_naming_the_operation(tmp_path):
     result = invoke("export", "--module", f"{MODULES_FILE}:build_bessel", "--input-shape", "2,12,5",
                     "--out", tmp_path / "b")

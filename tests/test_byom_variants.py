@@ -11,22 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
 import byom_modules as bm  # noqa: E402
 
 import edgernn  # noqa: E402
-from edgernn.cli import cli  # noqa: E402
 from edgernn.errors import BadInputError, ExportError  # noqa: E402
 from edgernn.export.module_variants import ModuleKind, Wanted, plan, why_not  # noqa: E402
+from helpers import invoke
 
 F = bm.FEATURES
 MODULES_FILE = Path(bm.__file__)
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def error_line(result, code=2) -> str:
@@ -149,7 +144,7 @@ def test_cli_calibration_with_module_reaches_int8_static(tmp_path):
 
 def test_checkpoint_export_of_a_bidirectional_model_to_tflite_is_refused_or_listed(tmp_path):
     """The checkpoint path said nothing but a note when TFLite was dropped for a bidirectional model."""
-    from conftest import BIDIRECTIONAL_SPEC, random_weights
+    from helpers import BIDIRECTIONAL_SPEC, random_weights
 
     from edgernn.export import export_bundle
 

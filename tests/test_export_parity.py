@@ -12,7 +12,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from conftest import BIDIRECTIONAL_SPEC, CLASSIFIER_SPEC, REGRESSION_SPEC, random_weights
+from helpers import BIDIRECTIONAL_SPEC, CLASSIFIER_SPEC, REGRESSION_SPEC, random_weights
 from edgernn.parity import TOLERANCES
 from edgernn.reference import model_forward
 from edgernn.spec import ModelSpec

@@ -9,14 +9,9 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from edgernn.cli import cli
 from edgernn.metrics import forecast_baselines, verdict
-
-
-def invoke(*args, input=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+from helpers import invoke
 
 
 def ok(result):

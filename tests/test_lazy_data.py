@@ -10,18 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from edgernn import data
 from edgernn.checkpoint import load_checkpoint
-from edgernn.cli import cli
 from edgernn.data.lazy import lazy_splits
+from helpers import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def norm_values(norm) -> np.ndarray:
@@ -124,6 +119,7 @@ def _probe(*args) -> dict:
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc (Linux)")
+@pytest.mark.slow
 def test_a_mapped_file_larger_than_the_memory_budget_trains_in_bounded_memory(tmp_path):
     budget_mib, steps = 100, 50_000_000  # a 200 MB file
     big, small = tmp_path / "big.npy", tmp_path / "small.npy"

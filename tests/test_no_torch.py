@@ -11,50 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from conftest import REGRESSION_SPEC
-
-HEAVY = ("torch", "tensorflow", "tf_keras", "keras", "jax")
-
-# Runs CLI commands in-process (standalone_mode=False), then prints the heavy top-level modules loaded.
-# A finder that refuses the heavy packages makes any attempt to import them fail loudly as well.
-SCRIPT = textwrap.dedent("""
-    import importlib.abc, json, sys
-
-    HEAVY = {heavy!r}
-
-    class Refuse(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in HEAVY:
-                raise ImportError(f"{{name}} must not be imported on the device path")
-            return None
-
-    sys.meta_path.insert(0, Refuse())
-    import edgernn, edgernn.runtime, edgernn.cli
-    from edgernn.cli import cli
-
-    exits = {{}}
-    for name, args, stdin in {commands!r}:
-        if stdin is not None:
-            import io
-            sys.stdin = io.StringIO(stdin)
-        try:
-            cli.main(args, prog_name="edgernn", standalone_mode=False)
-            exits[name] = 0
-        except SystemExit as e:
-            exits[name] = e.code or 0
-    loaded = sorted({{m.split(".")[0] for m in sys.modules}} & set(HEAVY))
-    print("RESULT " + json.dumps({{"exits": exits, "heavy": loaded}}), file=sys.stderr)
-""")
-
-
-def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
-
-
-def result_of(proc: subprocess.CompletedProcess) -> dict:
-    line = next(line for line in proc.stderr.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
-
+from helpers import HEAVY, REGRESSION_SPEC, SCRIPT, result_of, run_python
 
 def test_import_help_run_info_and_stream_do_not_import_torch(make_bundle, tmp_path):
     bundle = make_bundle(REGRESSION_SPEC)

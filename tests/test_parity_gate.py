@@ -8,18 +8,12 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from conftest import CLASSIFIER_SPEC, random_weights
-from edgernn.cli import cli
+from helpers import CLASSIFIER_SPEC, invoke, random_weights
 from edgernn.parity import TOLERANCES, Tolerance, compare, window_parity
 from edgernn.reference import model_forward
 
 SPEC = CLASSIFIER_SPEC  # window 8
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def exact_at_window_length(spec, weights, error: float):

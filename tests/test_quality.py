@@ -7,16 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from edgernn.cli import cli
 from edgernn.compare import matched_gru_hidden
 from edgernn.datasource import DataSource
 from edgernn.spec import ModelSpec
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
+from helpers import invoke
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +79,7 @@ def test_the_gru_gets_the_closest_parameter_count():
     assert h > 32  # a GRU needs more units for the same budget
 
 
+@pytest.mark.slow
 def test_compare_trains_both_cells_and_reports_one_table(tmp_path):
     result = invoke("compare", "--task", "sum", "--samples", "300", "--epochs", "2", "--hidden", "8",
                     "--out", tmp_path / "cmp", "--json", "--quiet")

@@ -13,19 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from aeon_data import MISSING, aeon_file
-from edgernn.cli import cli
 from edgernn.data import load_data
 from edgernn.errors import BadInputError
+from helpers import invoke
 
 CLASSES = ("high", "low", "mid")  # sorted, as training stores them
 LEVEL = {"low": -1.0, "mid": 0.0, "high": 1.0}
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def ok(result):
@@ -343,6 +338,7 @@ def test_a_leading_year_column_is_a_time_index_not_a_feature(tmp_path):
     assert load_data(plain, head="forecast", window=2).features == 1
 
 
+@pytest.mark.slow
 def test_compare_scores_both_cells_on_the_official_test_file(tmp_path):
     train_file = write_cases(tmp_path / "c_TRAIN.csv", level_cases(8, seed=0))
     test_file = write_cases(tmp_path / "c_TEST.csv", level_cases(3, seed=1))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import CLASSIFIER_SPEC, REGRESSION_SPEC
+from helpers import CLASSIFIER_SPEC, REGRESSION_SPEC
 from edgernn.cli import cli
 from edgernn.runtime import load
 from edgernn.runtime.stream import SlidingWindowSession

@@ -23,7 +23,7 @@ from edgernn.export.targets import (  # noqa: E402
     GRAPH_MIN_OPSET, ONNXRUNTIME_LIMITS, parse_target, screen_variants,
 )
 from edgernn.spec import ModelSpec  # noqa: E402
-from test_verify import numpy_random_weights  # noqa: E402
+from helpers import numpy_random_weights  # noqa: E402
 
 SPEC = ModelSpec(cell="gru", input_size=2, hidden_size=5, num_layers=2, window=6)
 

@@ -233,11 +233,12 @@ def trained_sum(request, tmp_path_factory):
 WITHIN_BUDGET = {"lstm": ("fp16", "int8-dynamic", "int8-static"), "gru": ("fp16", "int8-static")}
 
 
+@pytest.mark.slow
 def test_int8_variants_of_a_trained_model_stay_within_evaluates_budget(trained_sum):
     from edgernn.datasource import DataSource
     from edgernn.evaluate import DEFAULT_MAX_DROP, drop_of
     from edgernn.metrics import task_metrics
-    from edgernn.runtime.model import normalize_input, postprocess
+    from edgernn.runtime.processing import normalize_input, postprocess
 
     ckpt, variants = trained_sum
     spec = ckpt.spec

@@ -10,19 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("ai_edge_quantizer")
 
-from edgernn.cli import cli  # noqa: E402
 from edgernn.reference import model_forward  # noqa: E402
 from edgernn.runtime import load  # noqa: E402
-from edgernn.runtime.model import normalize_input  # noqa: E402
-
-
-def invoke(*args, input=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+from edgernn.runtime.processing import normalize_input  # noqa: E402
+from helpers import invoke
 
 
 @pytest.fixture(scope="module")

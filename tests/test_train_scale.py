@@ -11,21 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from edgernn.checkpoint import load_checkpoint
-from edgernn.cli import cli
 from edgernn.datasource import DataSource
 from edgernn.errors import BadInputError
 from edgernn.nn.device import Precision, resolve_device
 from edgernn.nn.train import TrainConfig, train
+from helpers import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 no_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-def invoke(*args):
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def max_abs_diff(a: dict, b: dict) -> float:
@@ -156,6 +151,7 @@ def torchrun(nproc: int, *args, timeout: float = 120) -> subprocess.CompletedPro
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_one_process_and_the_bundle_validates(tmp_path):
     from edgernn.export import export_checkpoint
 
@@ -179,6 +175,7 @@ def test_ddp_two_processes_match_one_process_and_the_bundle_validates(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+@pytest.mark.slow
 def test_ddp_error_ends_every_rank_with_the_one_line_error(tmp_path):
     done = torchrun(2, "train", "--task", "nope", "--out", tmp_path / "run", timeout=90)
     assert done.returncode != 0
@@ -241,6 +238,7 @@ def test_sharded_shuffle_deals_each_epochs_order_over_ranks():
         assert together == sorted(expected[1][4 * k : 4 * k + 4])
 
 
+@pytest.mark.slow
 def test_ctrl_c_under_torchrun_ends_every_rank_and_keeps_the_resume_state(tmp_path):
     import signal
     import time

@@ -9,16 +9,11 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from edgernn.cli import cli
 from edgernn.data import Dataset, fit_normalization, load_data
+from helpers import invoke
 
 ATOL = 1e-5  # fp32, the bar
-
-
-def invoke(*args, input=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
 
 
 def ok(result):

@@ -13,24 +13,9 @@ from click.testing import CliRunner
 
 from edgernn.cli import cli
 from edgernn.spec import ModelSpec
+from helpers import numpy_random_weights
 
 pytest.importorskip("onnx")  # bundles are written with the export extra; verify itself needs no onnx
-
-
-def numpy_random_weights(spec: ModelSpec, seed: int) -> dict[str, np.ndarray]:
-    """PyTorch state_dict names and shapes, filled with small seeded values."""
-    rng = np.random.default_rng(seed)
-    G, H = spec.gates, spec.hidden_size
-    weights = {}
-    for layer in range(spec.num_layers):
-        in_size = spec.input_size if layer == 0 else H * spec.num_directions
-        for suffix in ("", "_reverse")[: spec.num_directions]:
-            for kind, shape in (("weight_ih", (G * H, in_size)), ("weight_hh", (G * H, H)),
-                                ("bias_ih", (G * H,)), ("bias_hh", (G * H,))):
-                weights[f"rnn.{kind}_l{layer}{suffix}"] = rng.uniform(-0.5, 0.5, shape).astype(np.float32)
-    weights["head.weight"] = rng.uniform(-0.5, 0.5, (spec.output_size, H * spec.num_directions)).astype(np.float32)
-    weights["head.bias"] = rng.uniform(-0.5, 0.5, (spec.output_size,)).astype(np.float32)
-    return weights
 
 
 def export_random_bundle(out: Path, cell: str = "lstm", **spec_kwargs) -> Path:

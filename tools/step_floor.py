@@ -11,7 +11,7 @@ thread, p50 over ``--repeat`` calls after a warm-up:
 - edgernn: ``StreamSession.step_raw`` (the bound one-step fused graph) of each ONNX step variant;
 - the elementary-op step graph (``edgernn.export.onnx_step``), bound the same way, for comparison;
 - plain: ``torch.onnx.export`` of the model's one-step module, stepped in onnxruntime with
-  ``session.run`` the way its users do (``edgernn.bench_torch``).
+  ``session.run`` the way its users do (``edgernn.bench.torch_compare``).
 
 Prints a table (``--json`` for the figures). Timings on a shared machine are noisy: compare rows of
 one run only.
@@ -67,7 +67,7 @@ def elementary_step(spec, weights, threads: int, repeat: int) -> float:
 
 
 def one_cell(cell: str, args) -> dict:
-    from edgernn.bench_torch import bench_plain_export
+    from edgernn.bench.torch_compare import bench_plain_export
     from edgernn.export import export_bundle
     from edgernn.nn import build_model
     from edgernn.runtime import load

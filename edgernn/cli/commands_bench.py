@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgernn.cli import cli, emit_json, stderr_is_tty
+from edgernn.cli.app import cli, emit_json, stderr_is_tty
 from edgernn.cli.options import LENGTH, SIZE, THREADS, Bounded
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgernn.cli import cli, emit_json, fmt
+from edgernn.cli.app import cli, emit_json, fmt
 from edgernn.cli.options import THREADS
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from edgernn import dependencies
-from edgernn.cli import cli, emit_json, fmt, stderr_is_tty
+from edgernn.cli.app import cli, emit_json, fmt, stderr_is_tty
 from edgernn.cli.options import bundle_has_tflite, split_list
 from edgernn.cli.export_module import module_options
 from edgernn.cli.options import (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from edgernn.cli import cli, emit_json, fmt
+from edgernn.cli.app import cli, emit_json, fmt
 from edgernn.cli.options import LAYERS, NON_NEGATIVE_FLOAT, POSITIVE, SIZE, THREADS, data_options, data_source, split_options
 from edgernn import dependencies
 from edgernn.dependencies import require
@@ -32,11 +32,12 @@ def evaluate(bundle, data_path, checkpoint, max_drop, plot, threads, as_json):
     require("evaluate", [*(dependencies.CHECKPOINT if checkpoint else ()), *(("matplotlib",) if plot else ())],
             {"matplotlib": "--plot", "torch": "--checkpoint", "safetensors": "--checkpoint"})
     from edgernn.errors import CheckFailedError
-    from edgernn.evaluate import evaluate_bundle, plot_report
+    from edgernn.evaluate import evaluate_bundle
+    from edgernn.plots_evaluate import plot_evaluation
 
     report = evaluate_bundle(bundle, data_path=data_path, checkpoint=checkpoint, max_drop=max_drop, threads=threads)
     if plot:
-        plot_report(report, plot)
+        plot_evaluation(report, plot)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -92,7 +93,7 @@ def compare(task, data_path, head, window, horizon, stride, n, seed, test_path, 
     streaming-step latency.
     """
     require("compare", dependencies.COMPARE)
-    from edgernn.cli import stderr_is_tty
+    from edgernn.cli.app import stderr_is_tty
     from edgernn.compare import compare_cells, plot_comparison
     from edgernn.nn.train import TrainConfig, check_config
 

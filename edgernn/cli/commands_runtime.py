@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from edgernn.cli import cli, emit_json
+from edgernn.cli.app import cli, emit_json
 from edgernn.cli.options import POSITIVE, THREADS
 from edgernn.errors import BadInputError
 
@@ -93,7 +93,7 @@ def run(model, input_path, stream, mode, hop, window, output, fmt_name, legacy_f
     records = m.predict(x, lengths=lengths).records(digits)
     value_range = input_range(m.variant)
     if value_range is not None:  # int8-static: say how much of this input its calibration covers
-        from edgernn.runtime.model import prepare_windows
+        from edgernn.runtime.processing import prepare_windows
 
         share = outside_share(prepare_windows(m.spec, x)[0], value_range, lengths)
         click.echo(coverage_line(m.variant.name, share, value_range), err=True)

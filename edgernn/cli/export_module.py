@@ -186,7 +186,7 @@ def _first(e: BaseException) -> str:
 def run(*, module_ref, weights_path, input_shape, module_head, labels, split, exporter, best_effort, out,
         as_json=False, no_validate=False, opset=None, ir_version=None, target_runtime=None, precisions=None,
         formats="onnx", calibration_path=None, checkpoint=None, calibration_margin=0.0, keep_passing=False) -> None:
-    from edgernn.cli import emit_json, fmt
+    from edgernn.cli.app import emit_json, fmt
     from edgernn.export.from_module import export_module
     from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
 

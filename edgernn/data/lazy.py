@@ -22,7 +22,8 @@ from edgernn.data.checks import require_file, require_finite, require_numeric, r
 from edgernn.data.datasets import MIN_SPLIT_SAMPLES, Splits, _split_sizes, _stratified_order
 from edgernn.data.lazy_arrays import LazyWindows, npz_members, open_npy, open_npz_member
 from edgernn.data.normalize import MIN_STD
-from edgernn.data.readers import DEFAULT_FORECAST_WINDOW, PASS_HEAD, encode_labels
+from edgernn.data.labels import encode_labels
+from edgernn.data.readers import DEFAULT_FORECAST_WINDOW, PASS_HEAD
 from edgernn.errors import BadInputError
 from edgernn.spec import Normalization
 

@@ -38,6 +38,7 @@ import numpy as np
 from edgernn.data.checks import load_numpy, require_file, require_finite, require_numeric, require_positive_int
 from edgernn.data.datasets import Dataset
 from edgernn.data.delimited import Table, is_date_or_time, is_number, read_table
+from edgernn.data.labels import canonical_label, encode_labels
 from edgernn.data.ts_format import read_ts
 from edgernn.data.windowing import make_windows
 from edgernn.errors import BadInputError
@@ -106,14 +107,6 @@ def load_data(
     if labels is not None and loaded.head == "classification":
         loaded = _through_labels(loaded, tuple(labels), source)
     return _cases_dataset(loaded, window, source, p.stem)
-
-
-def canonical_label(text: str) -> str:
-    """A class name as training stores it: integral numbers without a fraction ("2.0" -> "2")."""
-    text = str(text).strip()
-    if is_number(text) and np.isfinite(float(text)) and float(text) == round(float(text)):
-        return str(int(float(text)))
-    return text
 
 
 def _through_labels(cases: _Cases, known: tuple[str, ...], source: str) -> _Cases:
@@ -368,40 +361,6 @@ def _read_ts(p: Path, source: str, head: str | None, any_classes: bool = False) 
 
 
 _READERS = {".csv": _read_table_file, ".tsv": _read_table_file, ".npy": _read_npy, ".npz": _read_npz, ".ts": _read_ts}
-
-
-# ---- labels -----------------------------------------------------------------------------------
-
-
-def encode_labels(raw: np.ndarray, source: str = "labels", min_classes: int = 2) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Class indices (N,) int64 and class names, sorted (numerically when every label is a number)."""
-    raw = np.asarray(raw)
-    if raw.dtype.kind in "US":
-        text = raw.astype(str)
-        if all(is_number(v) for v in np.unique(text)):
-            raw = text.astype(np.float64)
-        else:
-            names, y = np.unique(text, return_inverse=True)
-            return _checked_classes(y, tuple(str(v) for v in names), source, min_classes)
-    values = require_numeric(raw, source, "class labels")
-    require_finite(values, source, "class labels")
-    fractional = values[values != np.round(values)]
-    if fractional.size:
-        raise BadInputError(
-            f"{source}: expected class labels that are names or integers, got {fractional[0]:g}; "
-            "pass --head regression if the target is a quantity"
-        )
-    distinct, y = np.unique(values, return_inverse=True)
-    return _checked_classes(y, tuple(str(int(v)) for v in distinct), source, min_classes)
-
-
-def _checked_classes(y: np.ndarray, names: tuple[str, ...], source: str,
-                     min_classes: int = 2) -> tuple[np.ndarray, tuple[str, ...]]:
-    if len(names) < min_classes:
-        raise BadInputError(
-            f"{source}: expected at least 2 classes, got only {names[0]!r}; a classifier needs examples of each class"
-        )
-    return y.reshape(-1).astype(np.int64), names
 
 
 def read_series(p: Path, source: str) -> np.ndarray:

@@ -13,16 +13,21 @@ import numpy as np
 
 from edgernn import __version__
 from edgernn.bundle import Manifest, TensorInfo, Variant, atomic_write_bytes, sha256_of, write_manifest
+from edgernn.checkpoint import load_checkpoint
 from edgernn.errors import CheckFailedError, ExportError
 from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
 from edgernn.export.onnx_step import state_description, step_io
 from edgernn.export.onnx_step_fused import build_fused_step_graph
 from edgernn.export.onnx_window import build_window_graph, window_io
 from edgernn.export.latency import with_latency
-from edgernn.parity import VariantReport
+from edgernn.parity import VariantReport, probe_inputs
 from edgernn.precisions import describe
+from edgernn.quantize import GraphVariant, quantized_variants
+from edgernn.quantize.report import precision_report
+from edgernn.reference import model_forward
 from edgernn.spec import ModelSpec
 from edgernn.staging import staged_dir
+from edgernn.validate import validate_bundle
 
 FORMATS = ("onnx", "tflite")
 TFLITE_NOT_WRITTEN = {"int8-weights": "TFLite's int8-dynamic is its int8-weight file: int8 weights, which XNNPACK "
@@ -60,9 +65,6 @@ def _tensor_infos(pairs) -> tuple[TensorInfo, ...]:
 
 def _probe(spec: ModelSpec, weights: Mapping[str, np.ndarray]) -> dict:
     """Inputs and reference outputs stored in the manifest, for `edgernn verify` on the device."""
-    from edgernn.parity import probe_inputs
-    from edgernn.reference import model_forward
-
     x = probe_inputs(spec, 2, spec.window or 20, seed=1234)
     y, rnn = model_forward(spec, weights, x)
     outputs = {"y": y, "h_n": rnn.h_n}
@@ -178,8 +180,6 @@ def export_bundle(
         reports: list[VariantReport] = []
         refused: tuple[dict, ...] = ()
         if validate:
-            from edgernn.validate import validate_bundle
-
             reports = validate_bundle(tmp, weights=weights, with_torch=False, float_floor=True)
             failed = [r for r in reports if not r.passed]
             if failed:
@@ -231,9 +231,6 @@ def _tflite_files(spec, weights, formats, quantize, calibration, progress):
 
 def _precision_variants(spec, weights, files, quantize, calibration, calibration_source, **kwargs) -> dict:
     """Name → GraphVariant for the fp32 files (with their precision reports) and every quantized one."""
-    from edgernn.quantize import GraphVariant, quantized_variants
-    from edgernn.quantize.report import precision_report
-
     graphs = {graph: model for _, _, graph, _, model, _, _ in files}
     out = {name: GraphVariant(name, file, graph, "fp32", model, report=precision_report(model, "fp32"),
                               quantization=describe("onnx", "fp32"))
@@ -251,8 +248,6 @@ def _precision_variants(spec, weights, files, quantize, calibration, calibration
 def export_checkpoint(checkpoint: Path, out: Path, *, calibration_path: Path | None = None, **kwargs) -> ExportResult:
     """``export_bundle`` on a checkpoint; int8 variants are calibrated on ``calibration_path`` (windows in data
     units) or else on the training split of the data the checkpoint was trained on (int8-dynamic: when there is one)."""
-    from edgernn.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(checkpoint)
     kwargs.setdefault("data_source", ckpt.data)
     asked = kwargs.get("quantize", ())

@@ -14,30 +14,32 @@
 
 from __future__ import annotations
 
-from fnmatch import fnmatch
-
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from fnmatch import fnmatch
 from pathlib import Path
 
 import numpy as np
-import onnx
-import torch
 from torch import nn
 
-from edgernn.bundle import Manifest, atomic_write_bytes, write_manifest
+from edgernn.bundle import Manifest, write_manifest
 from edgernn.errors import BadInputError, CheckFailedError, EdgeRnnError, ExportError
+from edgernn.export import module_graph
+from edgernn.export.bundle_writer import export_bundle
 from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
-from edgernn.export.module_bundle import Built, check_bundle, finish_manifest, window_runner, write_files
-from edgernn.export.module_lint import (RNN_TYPES, LintItem, ModuleFacts, batch_first_numpy, inspect_module, lint,
-                                        probe_inputs)
+from edgernn.export.module_bundle import Built, check_bundle, finish_manifest, write_files
+from edgernn.export.module_generic import generic_graphs
+from edgernn.export.module_lint import RNN_TYPES, LintItem, ModuleFacts, inspect_module, lint
 from edgernn.export.module_map import Recognised, recognise
-from edgernn.export.module_parity import bundle_parity, module_outputs
-from edgernn.export.module_torch import EXPORTERS, BatchFirst, attach_head, export_head, export_window, first_line
+from edgernn.export.module_torch import EXPORTERS, first_line
+from edgernn.export.module_variants import ModuleKind, check_formats, plan
+from edgernn.export.targets import screen_variants, target_record
 from edgernn.parity import VariantReport
+from edgernn.quantize import PRECISIONS
 from edgernn.spec import HEADS, ModelSpec
 from edgernn.staging import staged_dir
+
 
 @dataclass
 class ModuleExportResult:
@@ -90,9 +92,6 @@ def export_module(
     ``(N, T, F)``, batch first, in the module's input units, for int8 (int8-static needs them).
     ``target``: an ``edgernn.export.targets.RuntimeTarget``: variants it cannot run are left out and listed.
     """
-    from edgernn.export.module_variants import check_formats
-    from edgernn.quantize import PRECISIONS
-
     formats = check_formats(formats)
     unknown = [q for q in quantize if q not in PRECISIONS]
     if unknown:
@@ -150,7 +149,7 @@ def _export(facts: ModuleFacts, out: Path, *, head, labels, task, split, exporte
             if recognised is not None:
                 built = _recognised_graphs(facts, recognised, versions)
             else:
-                built = _generic_graphs(facts, tmp, exporter, validate, versions, head=head, labels=labels, task=task,
+                built = generic_graphs(facts, tmp, exporter, validate, versions, head=head, labels=labels, task=task,
                                         reason=reason, backbone=backbone, head_layer=head_layer, split=split)
             manifest, numpy_reports = write_files(facts, built, tmp, variants.quantize), []
             if bundle_options["target"] is not None:  # the same screening as a checkpoint's bundle
@@ -205,8 +204,6 @@ def _split_layers(facts: ModuleFacts, split) -> tuple[nn.Module, nn.Module]:
 
 def _screened(manifest: Manifest, target, tmp: Path, versions: dict) -> Manifest:
     """Variants the target runtime cannot run are removed and recorded (manifest ``target.refused``)."""
-    from edgernn.export.targets import screen_variants, target_record
-
     screening = screen_variants(target, tmp, list(manifest.variants))
     record = target_record(target, versions["ir_version"], versions["opset"], screening, manifest.streaming)
     return replace(manifest, variants=tuple(screening.kept), target=record)
@@ -224,8 +221,6 @@ def _beyond_plain(facts: ModuleFacts, spec: ModelSpec) -> str:
 
 def _plan(facts: ModuleFacts, recognised: Recognised | None, plain: bool, streams: bool, options: dict):
     """What will be written and what cannot be (``module_variants``'s table)."""
-    from edgernn.export.module_variants import ModuleKind, plan
-
     if recognised is None:
         kind = ModuleKind("torch.onnx.export", streams=streams,
                           bidirectional=any(getattr(m, "bidirectional", False) for _, m in facts.recurrent))
@@ -238,8 +233,6 @@ def _plan(facts: ModuleFacts, recognised: Recognised | None, plain: bool, stream
 
 def _plain_bundle(recognised: Recognised, tmp: Path, validate: bool, versions: dict, options: dict, variants):
     """The same bundle as for a checkpoint, validated against the NumPy reference by ``export_bundle``."""
-    from edgernn.export.bundle_writer import export_bundle
-
     inner = tmp / "bundle"
     calibration = options["calibration"]
     if calibration is not None:
@@ -264,8 +257,6 @@ def _plain_bundle(recognised: Recognised, tmp: Path, validate: bool, versions: d
 
 
 def _recognised_graphs(facts: ModuleFacts, recognised: Recognised, versions: dict) -> Built:
-    from edgernn.export import module_graph
-
     spec, weights = recognised.spec, recognised.weights
     window = module_graph.build_window_graph(spec, weights, lengths=facts.takes_lengths, **versions)
     if spec.bidirectional:
@@ -275,129 +266,3 @@ def _recognised_graphs(facts: ModuleFacts, recognised: Recognised, versions: dic
         step = module_graph.build_step_graph(spec, weights, **versions)
         streaming = {"supported": True, **module_graph.state_description(spec)}
     return Built(spec, window, step, streaming, "edgernn", weights=weights, layers=recognised.layers)
-
-
-def _output_time_major(facts: ModuleFacts) -> bool:
-    """Does a time-major module also return its first output time-major? Measured with batch ≠ time."""
-    if not facts.time_major:
-        return False
-    B, T = facts.batch, facts.length
-    b = B + 2 if facts.batch_flexible and B == T else B
-    t = T + 3 if facts.time_flexible and b == T else T
-    with torch.no_grad():
-        y = module_outputs(facts, probe_inputs(facts, b, t, seed=5), output_time_major=False)[0]
-    return y.ndim >= 2 and y.shape[0] == t and y.shape[1] == b and b != t
-
-
-def _generic_spec(facts: ModuleFacts, y: np.ndarray, backbone: nn.Module | None, head, labels, task) -> ModelSpec:
-    rnns = [m for _, m in facts.recurrent]
-    rnn = backbone if backbone is not None else (rnns[0] if len(rnns) == 1 and isinstance(rnns[0], RNN_TYPES) else None)
-    known = {}
-    if rnn is not None:  # the module's one LSTM/GRU: what is known of it
-        known = dict(cell="lstm" if isinstance(rnn, nn.LSTM) else "gru", hidden_size=rnn.hidden_size,
-                     num_layers=rnn.num_layers, bidirectional=rnn.bidirectional, dropout=float(rnn.dropout),
-                     proj_size=getattr(rnn, "proj_size", 0))
-    every = y.ndim == 3 and y.shape[1] == facts.length
-    return ModelSpec(module=facts.name, head=head, labels=labels, task=task,
-                     input_size=None if facts.takes_ids else int(facts.example[0].shape[-1]),
-                     num_layers=known.pop("num_layers", None), output_size=int(y.shape[-1]) if y.ndim >= 2 else 1,
-                     head_input="every_step" if every else "last_step",
-                     vocab_size=facts.vocab if facts.takes_ids else 0, **known)
-
-
-def _generic_graphs(facts: ModuleFacts, tmp: Path, exporter: str, validate: bool, versions: dict, *, head, labels,
-                    task, reason, backbone, head_layer, split) -> Built:
-    """torch.onnx.export, exporter by exporter, until one converts and matches the module."""
-    from edgernn.export import module_graph
-
-    out_tm = _output_time_major(facts)
-    B = max(2, facts.batch) if facts.batch_flexible else facts.batch
-    args = probe_inputs(facts, B, facts.length, seed=3)
-    wants = module_outputs(facts, args, output_time_major=out_tm)
-    spec = _generic_spec(facts, wants[0], backbone, head, labels, task)
-    feeds = batch_first_numpy(facts, args)
-    wrapper = BatchFirst(facts.module, facts.time_major, out_tm).eval()
-    names = dict(input_names=list(feeds), output_names=["y"] + [f"y_{k}" for k in range(1, len(wants))])
-    tried, window, used = [], None, None
-    for name in (EXPORTERS if exporter == "auto" else (exporter,)):
-        started = time.perf_counter()
-        try:
-            model, note = export_window(wrapper, tuple(torch.from_numpy(v) for v in feeds.values()), exporter=name,
-                                  batch_dynamic=facts.batch_flexible, time_dynamic=facts.time_flexible, **names, **versions)
-        except EdgeRnnError as e:
-            tried.append({"exporter": name, "seconds": round(time.perf_counter() - started, 3), "result": str(e)})
-            continue
-        except Exception as e:  # the exporter's own error: kept as one line
-            tried.append({"exporter": name, "seconds": round(time.perf_counter() - started, 3),
-                          "result": f"{type(e).__name__}: {first_line(e)}"})
-            continue
-        seconds = round(time.perf_counter() - started, 3)
-        model = _with_metadata(model, spec, "window")
-        problem = _window_problem(facts, spec, model, tmp, out_tm) if validate else ""
-        tried.append({"exporter": name, "seconds": seconds, "result": problem or ("ok; " + note if note else "ok")})
-        if not problem:
-            window, used = model, name
-            break
-    if window is None:
-        raise ExportError(_failure_line(facts, tried))
-
-    streaming = {"supported": False, "reason": f"{reason}; edgernn streams an LSTM/GRU followed by a per-step head: "
-                                               "declare split=(backbone, head) if the module is one"}
-    step = None
-    if backbone is not None:
-        as_np = lambda t: t.detach().numpy().astype(np.float32)  # noqa: E731
-        weights = {f"rnn.{k}": as_np(v) for k, v in backbone.state_dict().items()}
-        if isinstance(head_layer, nn.Linear):
-            weights["head.weight"] = as_np(head_layer.weight)
-            weights["head.bias"] = as_np(head_layer.bias) if head_layer.bias is not None else \
-                np.zeros(head_layer.out_features, np.float32)
-            step = module_graph.build_step_graph(spec, weights, **versions)
-        else:
-            features = module_graph.build_step_graph(spec, weights, head=False, **versions)
-            head_model = export_head(head_layer, spec.state_size, **versions)
-            outputs = ["y", "h_out"] + (["c_out"] if spec.has_cell_state else [])
-            step = attach_head(features, head_model, outputs)
-        streaming = {"supported": True, "split": list(split), **module_graph.state_description(spec)}
-    return Built(spec, window, step, streaming, used, output_time_major=out_tm, tried=tried,
-                  layers={"backbone": split[0], "head": split[1]} if backbone is not None else {})
-
-
-def _with_metadata(model: onnx.ModelProto, spec: ModelSpec, graph: str) -> onnx.ModelProto:
-    import json
-
-    from edgernn import __version__
-
-    onnx.helper.set_model_props(model, {"edgernn.spec": json.dumps(spec.to_dict()), "edgernn.graph": graph,
-                                        "edgernn.version": __version__})
-    return model
-
-
-def _window_problem(facts: ModuleFacts, spec: ModelSpec, model: onnx.ModelProto, tmp: Path, out_tm: bool) -> str:
-    """Why this exported window graph will not do ("" when it matches the module)."""
-    from edgernn.runtime.backends import OnnxBackend
-
-    path = tmp / ".candidate.onnx"
-    atomic_write_bytes(path, model.SerializeToString())
-    try:
-        backend = OnnxBackend(path)
-    except EdgeRnnError as e:
-        return str(e)
-    finally:
-        path.unlink(missing_ok=True)
-    run = window_runner(backend)
-    try:
-        report = bundle_parity(facts, spec, {"candidate": ("fp32", run)}, {}, output_time_major=out_tm)[0]
-    except Exception as e:  # the runtime's own error on a probe, e.g. a length the trace fixed
-        return f"fails on the probes ({type(e).__name__}: {first_line(e)})"
-    if report.passed:
-        return ""
-    return f"does not match the module (max abs {report.worst()['max_abs']:.3g})"
-
-
-def _failure_line(facts: ModuleFacts, tried: list[dict]) -> str:
-    cls = facts.name.rsplit(".", 1)[-1]
-    names = {"torchscript": "torch.onnx.export (TorchScript)", "dynamo": "torch.export (dynamo)"}
-    if facts.unconvertible:
-        return (f"cannot export {cls}: {', '.join(facts.unconvertible)} has no ONNX conversion in "
-                f"{' nor '.join(names[t['exporter']] for t in tried)}")
-    return f"cannot export {cls}: " + "; ".join(f"{names[t['exporter']]}: {t['result']}" for t in tried)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgernn.bundle import Variant
+from edgernn.runtime.model import open_backend
 
 ROUNDS = 7
 CALLS = 15
@@ -34,8 +35,6 @@ def _feeds(variant: Variant, length: int) -> dict[str, np.ndarray]:
 
 
 def _runner(folder: Path, variant: Variant, length: int):
-    from edgernn.runtime.model import open_backend
-
     backend = open_backend(Path(folder) / variant.file, variant.format, 1)
     feeds = _feeds(variant, length)
     return (lambda: backend.run(feeds)), backend

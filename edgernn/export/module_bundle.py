@@ -13,9 +13,12 @@ import torch
 
 from edgernn.bundle import Manifest, TensorInfo, Variant, atomic_write_bytes, sha256_of
 from edgernn.errors import ExportError
+from edgernn.export.bundle_writer import _versions
 from edgernn.export.module_lint import LintItem, ModuleFacts, batch_first_numpy, probe_inputs
 from edgernn.export.module_parity import bundle_parity, module_outputs
 from edgernn.parity import VariantReport
+from edgernn.runtime import load
+from edgernn.runtime.stream import step_fn
 from edgernn.spec import ModelSpec
 
 WINDOW, STEP = ("onnx-window-fp32", "model.onnx"), ("onnx-step-fp32", "model.step.onnx")
@@ -92,7 +95,6 @@ def write_files(facts: ModuleFacts, built: Built, tmp: Path, quantize: tuple[str
                                 outputs=outs, opset=model.opset_import[0].version, ir_version=model.ir_version,
                                 state=built.streaming if graph == "step" else {}, precision_report=report,
                                 quantization=how))
-    from edgernn.export.bundle_writer import _versions
 
     return Manifest(spec=built.spec, variants=tuple(variants), versions={**_versions(), "torch": torch.__version__},
                     streaming=built.streaming, probe=probe(facts, built),
@@ -117,9 +119,6 @@ def window_runner(backend):
 
 
 def check_bundle(facts: ModuleFacts, built: Built, tmp: Path, manifest: Manifest) -> list[VariantReport]:
-    from edgernn.runtime import load
-    from edgernn.runtime.stream import step_fn
-
     windows, steps = {}, {}
     for v in manifest.variants:
         model = load(tmp, variant=v.name)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from edgernn.errors import BadInputError, ExportError
+from edgernn.export.module_torch import quiet
 
 LENGTH_NAMES = re.compile(r"len|lens|lengths|seq_len|sizes", re.IGNORECASE)
 STATE_NAMES = re.compile(r"hid|state|^h|^hx|^h0|^c0|memory|carry", re.IGNORECASE)
@@ -107,8 +108,6 @@ def _where(node) -> str:
 
 def extra_ops(module: nn.Module, inputs) -> list[str]:
     """Operators of the traced forward beyond lookups, RNNs, Linear and indexing: ``aten::softmax at m.py:9 (forward)``."""
-    from edgernn.export.module_torch import quiet
-
     try:
         with quiet(), torch.no_grad():
             traced = torch.jit.trace(module, tuple(inputs), check_trace=False, strict=False)

@@ -23,6 +23,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from edgernn.errors import BadInputError, ExportError
 from edgernn.export.module_forward import cell_loops, scripted, second_input
+from edgernn.export.module_torch import quiet
 
 RNN_TYPES = (nn.LSTM, nn.GRU)
 RECURRENT_TYPES = (nn.LSTM, nn.GRU, nn.RNN, nn.LSTMCell, nn.GRUCell, nn.RNNCell)
@@ -200,8 +201,6 @@ def _runs(module: nn.Module, inputs) -> bool:
 
 def unconvertible_ops(module: nn.Module, inputs, opset: int) -> list[str]:
     """Operators of the traced forward with no ONNX conversion, each with where it is written."""
-    from edgernn.export.module_torch import quiet
-
     try:
         with quiet():
             graph, ops = torch.onnx.utils.unconvertible_ops(module, inputs, opset_version=opset)

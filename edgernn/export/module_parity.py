@@ -17,6 +17,7 @@ import torch
 
 from edgernn.export.module_lint import ModuleFacts, batch_first_numpy, probe_inputs
 from edgernn.parity import TOLERANCES, Comparison, VariantReport, compare_figures, step_through
+from edgernn.reference import rnn_forward
 from edgernn.spec import ModelSpec
 
 
@@ -39,8 +40,6 @@ def module_outputs(facts: ModuleFacts, inputs, *, output_time_major: bool) -> li
 def numpy_reference(spec: ModelSpec, weights: Mapping[str, np.ndarray], feeds: Mapping[str, np.ndarray]) -> np.ndarray:
     """``y`` from ``edgernn.reference`` for a recognised spec (not projected): each sequence alone,
     cut to its length, as packing means."""
-    from edgernn.reference import rnn_forward
-
     x = np.asarray(weights["emb.weight"], np.float64)[feeds["x"]] if spec.vocab_size else feeds["x"]
     B, T = x.shape[:2]
     lengths = feeds.get("lengths", np.full(B, T))

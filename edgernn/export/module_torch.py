@@ -1,12 +1,8 @@
 """``torch.onnx.export`` for modules edgernn does not write itself, and a declared head for the step graph.
 
-Two exporters, measured on the modules of ``tests/byom_modules.py`` (2-core CPU, torch 2.13):
-
-- TorchScript (``dynamo=False``; deprecated, still shipped): 0.02–0.3 s per model; writes IR 8 at
-  opset 17 as asked; parity with the module ~1e-7.
-- torch.export + onnxscript (``dynamo=True``): 3–7 s per model; writes IR 10 (which older
-  onnxruntimes do not read) at opset 18, converted down on request; parity ~1e-7 (onnxscript 0.7's
-  GRU is right); converts a few operators TorchScript cannot (``aten::fft_rfft``).
+Two exporters: TorchScript (``dynamo=False``; fast, writes the IR and opset asked) and torch.export
++ onnxscript (``dynamo=True``; slower, writes IR 10 at opset 18, converted down on request; converts a
+few operators TorchScript cannot). Their timings: docs/design.md, "Measurements behind the code".
 
 So ``auto`` runs TorchScript first and falls back to dynamo only when TorchScript fails to convert
 or to match the module. Whichever is used, the file is brought to the IR version and opset edgernn

@@ -5,9 +5,8 @@ time step with the state passed in and out explicitly.
 
 The same inputs, outputs and state contract as the elementary-op step graph of
 ``edgernn.export.onnx_step``, but each layer is one node onnxruntime runs with its fused kernel
-instead of a dozen elementary ones. Measured on the 2-layer hidden-64 models (onnxruntime 1.32,
-1 thread, a shared 2-core VM, pre-bound inputs and outputs): LSTM 14.6 µs vs 17.5 µs per step, GRU
-12.1 µs vs 16.4 µs. The weights are the window graph's, under the same initializer names
+instead of a dozen elementary ones (faster per step: docs/design.md, "Measurements behind the
+code"). The weights are the window graph's, under the same initializer names
 (``W_ih_l0``, ``W_hh_l0``, ``b_l0``, ``head_weight``, ``head_bias``), so a quantizer that
 rounds them the same way in both graphs keeps stepping equal to the window.
 """

@@ -32,6 +32,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
+from edgernn.export.onnx_step import step_io
 from edgernn.export.onnx_window import window_io
 from edgernn.spec import ModelSpec
 
@@ -214,8 +215,6 @@ def build_split_step_graph(
     of ``[x_t, h]``: a quantizer then gives ``x_t`` and ``h`` a scale each. Measured: with one
     shared scale, a large input leaves the state (|h| < 1) a few int8 levels, and int8 streaming
     error grew to ~7 (logits, trained 2-layer LSTM, hidden 64)."""
-    from edgernn.export.onnx_step import step_io
-
     g = GraphBuilder(f"edgernn_{spec.cell}_step_split")
     inputs, outputs = step_io(spec)
     g.declare(inputs, outputs)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edgernn.errors import BadInputError, ExportError
+from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,6 @@ class RuntimeTarget:
 
     def pick(self, ir_version: int | None = None, opset: int | None = None) -> tuple[int, int]:
         """The IR version and opset to write: the requested ones (else edgernn's defaults) within the target's limits."""
-        from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
-
         lim = self.limits
         for option, asked, most in (("--opset", opset, lim.usable_opset), ("--ir-version", ir_version, lim.ir_version)):
             if asked is not None and asked > most:

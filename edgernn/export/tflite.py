@@ -1,20 +1,15 @@
 """TFLite (LiteRT) export: window and step graphs in fp32, fp16, dynamic int8 and full int8.
 
-The route, and why (measured on a 2-layer H=64 LSTM/GRU, F=8, on this project's 2-core machine):
+The route:
 
-1. The fp32 step graph is written from the weights with LiteRT's flatbuffer schema
-   (``tflite_step``): ~10 ms, the file is the weights' size plus ~3 KB, parity ~1e-8.
-   litert-torch gives the same graph from a torch step module in 1–4 s, with ~1.3 GB of extra
-   dependencies (jax, transformers, litert-converter); its window graph unrolls T steps
-   (T=50: 458 KB for 210 KB of weights) because it has no lowering for ``torch.while_loop``.
-2. fp16: ``ai-edge-quantizer`` on the fp32 step graph. int8-dynamic / int8-static
-   (``tflite_int8``): the step graph's row-scaled layout, its weights GPTQ-rounded on the states the
-   fp32 graph visits over the calibration windows, the quantizer (full integer with int16
-   activations), then the head corrected so the outputs on those windows match fp32's. All 36
-   built-in models tried (3 tasks × 2 cells × 2 sizes × 3 seeds) stay within ``evaluate``'s budget
-   in int8-static, 35 in int8-dynamic (see ``tflite_int8``).
+1. The fp32 step graph is written from the weights with LiteRT's flatbuffer schema (``tflite_step``).
+2. fp16: ``ai-edge-quantizer`` on the fp32 step graph. int8-dynamic / int8-static (``tflite_int8``):
+   the step graph's row-scaled layout, its weights GPTQ-rounded, the quantizer (full integer with
+   int16 activations), then the head corrected so the outputs on the calibration windows match fp32's.
 3. The window graph of each precision is a WHILE loop around that step graph (``tflite_window``):
-   dynamic batch and time, ~3 KB more than the step graph whatever T is, and equal to stepping.
+   dynamic batch and time, and equal to stepping.
+
+Why this route, with its measurements: docs/design-quantization-notes.md, "Measurements behind the code".
 
 Nothing here imports torch or tensorflow; ``ai-edge-litert`` and ``ai-edge-quantizer`` are imported
 inside the functions that need them.
@@ -31,7 +26,12 @@ import numpy as np
 
 from edgernn import __version__
 from edgernn.errors import ExportError
+from edgernn.export.tflite_builder import with_metadata
+from edgernn.export.tflite_int8 import INT8_PRECISIONS, head_note, int8_step
 from edgernn.export.tflite_quantize import PRECISIONS, precision_report, quantize_step
+from edgernn.export.tflite_step import step_model_bytes
+from edgernn.export.tflite_window import wrap_step
+from edgernn.parity import probe_inputs
 from edgernn.spec import ModelSpec
 
 GRAPHS = ("window", "step")
@@ -86,8 +86,6 @@ def tensor_io(spec: ModelSpec, graph: str) -> tuple[tuple, tuple]:
 
 def default_calibration(spec: ModelSpec) -> np.ndarray:
     """Unit-scale random windows: what normalised data looks like when no training data is given."""
-    from edgernn.parity import probe_inputs
-
     return probe_inputs(spec, DEFAULT_CALIBRATION_WINDOWS, spec.window or 20, seed=4321)
 
 
@@ -122,11 +120,6 @@ def tflite_variants(
     None. ``granularity``: int8 weight scales per ``tensor`` (every runtime) or per ``channel``
     (ai-edge-litert only for int8-dynamic: tflite-runtime 2.14 reads one scale).
     """
-    from edgernn.export.tflite_builder import with_metadata
-    from edgernn.export.tflite_int8 import INT8_PRECISIONS, head_note, int8_step
-    from edgernn.export.tflite_step import step_model_bytes
-    from edgernn.export.tflite_window import wrap_step
-
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown:
         raise ExportError(f"TFLite precisions must be among {', '.join(PRECISIONS)}, got {', '.join(unknown)}")

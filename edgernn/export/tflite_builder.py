@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from edgernn.errors import MissingDependencyError
+
 SIGNATURE_KEY = "serving_default"
 
 # numpy dtype name → TFLite TensorType name
@@ -35,8 +37,6 @@ def schema():
     try:
         from ai_edge_litert import schema_py_generated
     except ImportError:
-        from edgernn.errors import MissingDependencyError
-
         raise MissingDependencyError("ai-edge-litert", "tflite", "writing a TFLite model") from None
     return schema_py_generated
 

@@ -11,26 +11,10 @@
    ones, are folded into the head's weights and bias, and the graph is quantized again (the head's
    int8 weights keep their integers; its scale and bias take the correction).
 
-Why 4: int8 weights shift a trained recurrent net's output mostly by a gain and an offset (the
-rounding of ``W_hh`` changes how the state integrates its input over the window; 70–98 % of the
-deviation is affine in the output on ``sum``), and where the fp32 model fits closely that shift alone
-exceeds ``evaluate``'s budget. The fit uses the same windows as calibration (the training split when
-exporting a checkpoint; unit-scale random windows otherwise, which measured as well), targets the
-fp32 model and not the labels, and is kept only when it brings the quantized outputs closer to fp32
-on those windows. The manifest records gain, offset and the deviation before and after.
-
-Measured on the built-in ``sum`` task's 12 models (1 layer H=32 and 2 layers H=64, both cells, three
-training seeds): test-split mean squared deviation from fp32, as a share of fp32's MSE —
-
-| variant      | nearest rounding, no correction | GPTQ only  | correction only | both        |
-|--------------|---------------------------------|------------|-----------------|-------------|
-| int8-static  | 0.1–14 %                        | 0.06–0.9 % | 0.03–3.9 %      | 0.02–0.26 % |
-| int8-dynamic | 0.5–12 %                        | 0.35–3.8 % | 0.35–5.0 %      | 0.30–3.5 %  |
-
-The drop ``evaluate`` reports also carries the deviation's correlation with fp32's own error, ±0.2–0.4
-on ``sum``: at 0.3 % deviation the drop lands anywhere within about ±2 %. int8-dynamic's floor is
-the kernels' on-the-fly int8 rounding of the hidden state at every step (1-layer H=32 ``sum`` GRU:
-0.9–3.5 %, one seed of three beyond budget at +4.3 %).
+Step 4's fit uses the calibration windows, targets the fp32 model (not the labels), and is kept
+only when it brings the quantized outputs closer to fp32 on those windows; the manifest records gain,
+offset and the deviation before and after. Why step 4, and what each step buys, measured:
+docs/design-quantization-notes.md, "Measurements behind the code".
 """
 
 from __future__ import annotations
@@ -43,6 +27,10 @@ import numpy as np
 from edgernn.export.tflite_quantize import (
     GRANULARITY, RANGE_HEADROOM, calibration_feeds, quantize_step, recipe_for,
 )
+from edgernn.export.tflite_rounding import matmul_inputs, round_weights
+from edgernn.export.tflite_step import layout_scales, step_model_bytes
+from edgernn.export.tflite_window import wrap_step
+from edgernn.runtime.tflite_backend import TfliteBackend
 from edgernn.spec import ModelSpec
 
 INT8_PRECISIONS = ("int8-dynamic", "int8-static")
@@ -61,9 +49,6 @@ class Int8Step:
 def int8_step(spec: ModelSpec, weights: Mapping[str, np.ndarray], precision: str, windows: np.ndarray,
               *, granularity: str = "tensor", windows_source: str = "calibration windows") -> Int8Step:
     """The ``precision`` step graph of ``spec``, quantized and output-corrected on ``windows (N, T, F)``."""
-    from edgernn.export.tflite_rounding import matmul_inputs, round_weights
-    from edgernn.export.tflite_step import layout_scales, step_model_bytes
-
     recipe_for(precision, granularity)  # refuses an unknown precision or granularity before any work
     scales = layout_scales(spec, weights)
 
@@ -102,9 +87,6 @@ def int8_step(spec: ModelSpec, weights: Mapping[str, np.ndarray], precision: str
 
 def window_outputs(step: bytes, spec: ModelSpec, windows: np.ndarray) -> np.ndarray:
     """``y`` of the window graph around ``step`` for every window, in batches."""
-    from edgernn.export.tflite_window import wrap_step
-    from edgernn.runtime.tflite_backend import TfliteBackend
-
     backend = TfliteBackend.from_bytes(wrap_step(step, spec))
     return np.concatenate([backend.run({"x": np.ascontiguousarray(windows[i : i + BATCH], np.float32)})["y"]
                            for i in range(0, len(windows), BATCH)])

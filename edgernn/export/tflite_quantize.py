@@ -9,27 +9,13 @@
 The int8 variants are quantized from the step graph's ``row_scaled`` layout (``tflite_step``) and
 their head is corrected afterwards (``tflite_int8``); this module holds the quantizer's side.
 
-Why int16 activations in the full-integer graph (int8 weights, "16x8" in LiteRT's terms), measured
-on the built-in tasks (1 layer H=32 and 2 layers H=64, both cells, ``evaluate``'s test split):
-int8 activations put the test MSE on ``sum`` at +265 % to +3400 % (calibrated on the whole training
-split; int16 state and head paths with int8 gates still +80 % to +630 %): rounding the output alone
-to 256 levels of its range costs +53 % to +540 % there, where ``evaluate`` allows 2 %. With int16
-activations (and ``tflite_int8``'s rounding and head correction) all 36 built-in models tried (three
-training seeds) stay within budget, the worst at +0.7 % MSE. Every op of the step graph has an int16
-kernel in ai-edge-litert and in tflite-runtime 2.14 (both measured); the int16 kernels are slower than
-int8 ones, and accelerators that take int8 only (Edge TPU) cannot run the graph.
-
-Weights keep one scale per tensor (``granularity="tensor"``), per-row resolution coming from the
-row-scaled layout: per-channel scales cost 12 bytes a row for the weight and again for the bias
-(2-layer H=64 GRU, full integer: 0.48 of the fp32 file instead of 0.36), and tflite-runtime 2.14's
-hybrid FULLY_CONNECTED kernel reads only the first of per-channel scales (max error 3 instead of
-0.01 on a trained ``sum`` model). ``granularity="channel"`` is there for ai-edge-litert-only devices.
-
-Calibration steps the fp32 step graph through calibration windows and records every step's inputs
-(the states the model really visits); in the full-integer graph every calibrated range is then
-widened ``RANGE_HEADROOM`` times: an int16 range loses one bit of 15 for it, while a state or an
-output beyond the calibration windows' range would be clipped (measured on ``sum``, 256 training
-windows: without headroom MSE +11 % to +60 %; ×2: within budget; ×4: deviation from fp32 up to 2× larger).
+Full-integer graphs take int16 activations (int8 weights, "16x8" in LiteRT's terms); accelerators
+that take int8 only (Edge TPU) cannot run them. Weights keep one scale per tensor
+(``granularity="tensor"``), per-row resolution coming from the row-scaled layout;
+``granularity="channel"`` is there for ai-edge-litert-only devices. Calibration steps the fp32 step
+graph through the calibration windows and records every step's inputs; in the full-integer graph
+every calibrated range is then widened ``RANGE_HEADROOM`` times. Why each, measured:
+docs/design-quantization-notes.md, "Measurements behind the code".
 
 The full-integer graph keeps float inputs and outputs (a QUANTIZE op per input and a DEQUANTIZE op
 per output), so every variant takes the same feeds and the window graph can loop over any of them.
@@ -43,6 +29,7 @@ import numpy as np
 
 from edgernn.errors import ExportError, MissingDependencyError
 from edgernn.export.tflite_builder import from_bytes, make_operator, schema, to_bytes
+from edgernn.runtime.tflite_backend import TfliteBackend
 
 PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-static")
 GRANULARITY = {"tensor": "TENSORWISE", "channel": "CHANNELWISE"}
@@ -99,8 +86,6 @@ def calibration_feeds(step_fp32: bytes, state_names: list[str], windows: np.ndar
     stacked along the batch axis into one feed of batch N·T (min/max calibration sees the same values
     as with T feeds, in one interpreter call). The final states are fed once more, so the state
     inputs' ranges hold every state the windows reach."""
-    from edgernn.runtime.tflite_backend import TfliteBackend
-
     backend = TfliteBackend.from_bytes(step_fp32)
     N = windows.shape[0]
     state = {name: np.zeros((num_layers, N, hidden_size), np.float32) for name in state_names}

@@ -4,11 +4,8 @@ Rounding every weight to its nearest int8 level minimises each weight's own erro
 al., 2022, "GPTQ: accurate post-training quantization for generative pre-trained transformers")
 rounds a matrix column by column and moves each column's rounding error onto the columns not yet
 rounded, weighted by the inverse second moment of the matmul's input, so the error of the matmul's
-*output* on the calibration inputs is what is minimised. A recurrent net feeds that output back
-every step, and nearest rounding's error shows up as a drift of the state. Measured on the built-in
-``sum`` task's 12 models (1 layer H=32 and 2 layers H=64, both cells, three training seeds), the
-full-integer variants' mean squared deviation from fp32 on the test split, as a share of fp32's MSE:
-0.03–3.9 % with nearest rounding, 0.02–0.26 % with GPTQ (both with ``tflite_int8``'s head correction).
+*output* on the calibration inputs is what is minimised. A recurrent net feeds that output back every step, and nearest rounding's error shows up as a
+drift of the state (measured: docs/design-quantization-notes.md).
 
 The inputs are the ones the fp32 step graph sees over the calibration windows (the same feeds the
 full-integer graph is calibrated with). The weights handed to the quantizer are already on its

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgernn import __version__, data
+from edgernn import __version__, data, plots
 from edgernn.bundle import atomic_write_text
 from edgernn.checkpoint import save_checkpoint
 from edgernn.datasource import DataSource
@@ -225,8 +225,6 @@ def _train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool
         if (Path(out) / RESUME_NAME).is_file():  # the last epoch's state, so the run can be extended
             (tmp / RESUME_NAME).write_bytes((Path(out) / RESUME_NAME).read_bytes())
         atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        from edgernn import plots
-
         plots.loss_curve(history, tmp / "loss.png")
         if spec.head == "classification" and te.n:
             plots.confusion(te.y, pred.argmax(axis=1), spec.labels or tuple(map(str, range(spec.output_size))),

@@ -32,6 +32,7 @@ import numpy as np
 import onnx
 
 from edgernn.errors import BadInputError, ExportError
+from edgernn.precisions import PRECISIONS as DESCRIBED
 from edgernn.spec import ModelSpec
 
 PRECISIONS = ("fp16", "int8-weights", "int8-dynamic", "int8-static")
@@ -153,8 +154,6 @@ def calib_headroom() -> str:
 
 def _how(precision: str, calibration_source: str) -> dict[str, Any]:
     """The manifest's word on how a precision was reached, plus what ``edgernn.precisions`` says it is."""
-    from edgernn.precisions import PRECISIONS as DESCRIBED
-
     described = DESCRIBED[("onnx", precision)].to_dict()
     rounding = (f"rounded by GPTQ on the calibration windows ({calibration_source})" if calibration_source
                 else "rounded to nearest (no calibration data)")

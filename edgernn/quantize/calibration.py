@@ -19,8 +19,12 @@ from typing import Any
 import numpy as np
 import onnx
 
+from edgernn.data import load_inputs, normalize_x
+from edgernn.datasource import DataSource
 from edgernn.errors import BadInputError
+from edgernn.export.onnx_window_scan import site_activations
 from edgernn.spec import ModelSpec
+from edgernn.transforms import transform_inputs
 
 MAX_WINDOWS = 8192  # the whole training split of the built-in tasks; larger data sets are sampled
 BATCH = 256
@@ -36,14 +40,10 @@ def calibration_windows(
 ) -> tuple[np.ndarray, str]:
     """Normalised windows ``(N, T, F)`` and where they came from: ``path`` (read with
     ``edgernn.data.load_inputs``, in data units) or else the training split of the checkpoint's data."""
-    from edgernn.data import load_inputs, normalize_x
-
     if path is not None:
         x = load_inputs(path, input_size=spec.input_size)
         source = f"{path} ({len(x)} windows)"
     elif data:
-        from edgernn.datasource import DataSource
-
         x = DataSource.from_dict(dict(data)).splits().train.x
         source = f"training split of {DataSource.from_dict(dict(data)).label} ({len(x)} windows)"
     else:
@@ -51,8 +51,6 @@ def calibration_windows(
                             "pass --calibration FILE (.npy/.npz/.csv windows in data units)")
     t = spec.forecast_transform
     if t is not None and t.active:  # the graph sees transformed windows: calibrate on those
-        from edgernn.transforms import transform_inputs
-
         x = transform_inputs(t, x, spec.output_size)[0].astype(np.float32)
     if spec.normalization is not None and spec.normalization.x_mean:
         x = normalize_x(x, spec.normalization)
@@ -100,8 +98,6 @@ def site_statistics(spec: ModelSpec, scan_fp32: onnx.ModelProto, windows: np.nda
     import onnxruntime as ort
     from onnx import TensorProto, helper
     from tqdm import tqdm
-
-    from edgernn.export.onnx_window_scan import site_activations
 
     sites = site_activations(spec)
     names = sorted({t for tensors, _ in sites.values() for t in tensors})

@@ -19,31 +19,11 @@ network input's from its calibrated range (MinMax, with headroom), every hidden 
 cell's bound ``|h| < 1`` (``h = o · tanh(c)`` for LSTM, a convex mix of ``tanh`` values and the
 zero start for GRU).
 
-Why, measured on the built-in ``sum`` task: its target is the exact sum of 20 inputs and the fp32
-model's error is 0.2-0.5 % of the target's spread, so the 2 % relative-MSE budget leaves the int8
-model an output error of a few 1e-4 (normalised units), a fraction of one 8-bit step. Ten models
-(LSTM and GRU, 1 layer hidden 32 with training seeds 0-3, and 2 layers hidden 64), onnxruntime,
-test MSE vs onnx-window-fp32 (worst model; number over the budget; RMS error vs fp32):
+Why each of these choices, measured (GPTQ, two passes, the cell's bound for the states):
+docs/design-quantization-notes.md, "Measurements behind the code".
 
-- as written:                                    int8-static −2.7 .. +1.9 %, 0 of 10, 2.6e-4 .. 5.1e-4
-                                                 int8-dynamic −3.5 .. +1.9 %, 0 of 10, 2.8e-4 .. 4.9e-4
-- weights rounded to nearest instead of GPTQ:    static up to +23 %, 3 of 10; dynamic +22 %, 3 of 10
-- one pass per activation (static):              +31 .. +423 %, 10 of 10
-- one pass on the states (dynamic, per row):     up to +6.2 %, 5 of 10
-- the states' calibrated range instead of ±1:    up to +13 % (GRU seed 2: its test windows drive ``h``
-                                                 to 0.78 where the training split reached 0.72)
-- (1-layer GRU, earlier steps of this design) one weight scale per matrix instead of per column: +61 %
-  from the input weights alone; the network input in one 8-bit pass: +76 % on its own (20 summed
-  inputs rounded to 8 bits err as much as the model does); a run-time scale per *tensor* rather
-  than per row: +12 % at evaluate's batch of 256, none at batch 1.
-
-On ``sine`` and ``bands`` every variant is within ±0.1 % / 0 points either way.
-
-The graphs are written here rather than by onnxruntime's quantizer: ``quantize_dynamic`` has one
-run-time scale per tensor and one pass, and ``quantize_static`` (QDQ) leaves it to the runtime to
-fuse ``DequantizeLinear → MatMul`` into an int8 kernel; in the LSTM Scan body onnxruntime 1.32
-fused ``MatMul + Add`` into a float ``Gemm`` first and computed the recurrent product in float32
-from dequantized weights. ``MatMulInteger`` leaves the runtime no such choice.
+The graphs are written here, not by onnxruntime's quantizer, so that every product is an int8
+``MatMulInteger`` the runtime cannot turn back into float (why: the same notes).
 """
 
 from __future__ import annotations
@@ -54,6 +34,7 @@ import numpy as np
 import onnx
 
 from edgernn.errors import ExportError
+from edgernn.export.onnx_window_scan import build_scan_window_graph, build_split_step_graph, site_activations
 from edgernn.quantize.calibration import SiteStatistics
 from edgernn.quantize.int8_matmul import ActivationQuant, Int8MatMul
 from edgernn.spec import ModelSpec
@@ -64,8 +45,6 @@ STATE_BOUND = 1.0  # |h| < 1 for both cells
 
 def activation_quant(spec: ModelSpec, precision: str) -> dict[str, ActivationQuant]:
     """How every product's activation is quantized in ``precision`` (see the module docstring)."""
-    from edgernn.export.onnx_window_scan import site_activations
-
     scale = "row" if precision == "int8-dynamic" else "fixed"
     return {site: ActivationQuant(scale, passes=2) for site in site_activations(spec)}
 
@@ -90,8 +69,6 @@ def int8_graphs(
     """The int8 window graph (and step graph when ``step``) of ``precision``. ``statistics`` (from the
     calibration windows) give GPTQ its Gram matrices and int8-static its input range; int8-dynamic
     without them rounds the weights to nearest."""
-    from edgernn.export.onnx_window_scan import build_scan_window_graph, build_split_step_graph
-
     if opset < 13:
         raise ExportError(f"{precision} graphs need opset 13 or newer, got {opset}")
     if precision == "int8-static" and statistics is None:

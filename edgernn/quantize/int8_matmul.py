@@ -22,8 +22,8 @@
     ``254 · acc + acc_residual``. Every product is still int8 × int8, and the activation carries
     ~15 bits instead of ~8.
   Activations are symmetric (inputs are normalised, states centred on 0), stored as uint8 with zero
-  point 128: onnxruntime's int8 kernels are fast for uint8 × int8 (measured, 1.32, batch 64: int8 ×
-  int8 ``MatMulInteger`` 7× slower). On x86 CPUs *without* VNNI, uint8 × int8 products can saturate
+  point 128: onnxruntime's int8 kernels are fast for uint8 × int8 (int8 × int8 is
+  much slower; figures in docs/design-quantization-notes.md). On x86 CPUs *without* VNNI, uint8 × int8 products can saturate
   in onnxruntime's AVX2 kernel (its ``session.x64quantprecision`` option guards against it); ARM
   and VNNI CPUs compute them exactly.
 

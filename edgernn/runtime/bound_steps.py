@@ -6,9 +6,7 @@ wraps each in an ``OrtValue`` (which shares the NumPy array's memory on the CPU)
 the frame into its buffer, runs one binding and flips to the other, so the new state is handed from
 output to input without a copy. onnxruntime writes the outputs straight into the bound buffers.
 
-Measured, 2-layer hidden-64 LSTM step graph, 1 thread, onnxruntime 1.32 on a shared 2-core VM:
-``session.run`` with a feed dict 20.3 µs per step, bound 14.8 µs; the floor (one call of a one-node
-graph) 5.2 µs with ``run``, 2.5 µs bound (``tools/step_floor.py``).
+Timings (``run`` vs bound, and the floor under both): docs/design.md, "Measurements behind the code".
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgernn.bundle import atomic_write_bytes, atomic_write_text
 from edgernn.data.checks import load_numpy, require_file
+from edgernn.data.delimited import read_table
 from edgernn.errors import BadInputError
 from edgernn.runtime.backends import OnnxBackend
 
@@ -72,8 +73,6 @@ def read_feeds(path: Path | str, inputs: list[tuple[str, list, str]]) -> dict[st
         if p.suffix.lower() == ".npy":
             arrays = {names[0]: load_numpy(p, str(path))}
         else:
-            from edgernn.data.delimited import read_table
-
             arrays = {names[0]: read_table(p, str(path)).numbers()}
     return {name: _checked(name, shape, kind, arrays[name], str(path)) for name, shape, kind in inputs}
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from edgernn.errors import BadInputError, ModelFileError
 from edgernn.runtime.bound_steps import BoundSteps
-from edgernn.runtime.model import Prediction, check_outputs, postprocess
+from edgernn.runtime.processing import Prediction, check_outputs, postprocess
 from edgernn.spec import ModelSpec
 
 

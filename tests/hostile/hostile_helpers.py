@@ -8,6 +8,10 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
+
+from edgernn.spec import ModelSpec
+
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "models" / "sum-lstm" / "bundle"
 KEEP = ("onnx-window-fp32", "onnx-step-fp32")
@@ -81,3 +85,18 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in Path(folder).iterdir() if any(m in p.name for m in LEFTOVER_MARKS))
+
+
+# A small LSTM checkpoint spec, and a run folder written from it (weights may disagree with the spec).
+SPEC = ModelSpec(cell="lstm", input_size=2, hidden_size=6, num_layers=1, output_size=1, window=8)
+
+
+def write_run(folder, spec: ModelSpec, weights_spec: ModelSpec, drop=(), extra=()):
+    from edgernn.checkpoint import expected_shapes, save_checkpoint
+
+    rng = np.random.default_rng(0)
+    weights = {name: rng.standard_normal(shape).astype(np.float32)
+               for name, shape in expected_shapes(weights_spec).items() if name not in drop}
+    weights.update({name: np.zeros(3, np.float32) for name in extra})
+    save_checkpoint(folder, {"spec": spec.to_dict()}, weights)
+    return folder

@@ -8,25 +8,11 @@ import json
 import numpy as np
 import pytest
 from hostile_fixtures import bundle, not_root, small_bundle, windows  # noqa: F401  (fixtures)
-from hostile_helpers import invoke, problems
+from hostile_helpers import SPEC, invoke, problems, write_run
 
 from edgernn.spec import ModelSpec
 
 pytest.importorskip("safetensors")
-
-SPEC = ModelSpec(cell="lstm", input_size=2, hidden_size=6, num_layers=1, output_size=1, window=8)
-
-
-def write_run(folder, spec: ModelSpec, weights_spec: ModelSpec, drop=(), extra=()):
-    from edgernn.checkpoint import expected_shapes, save_checkpoint
-
-    rng = np.random.default_rng(0)
-    weights = {name: rng.standard_normal(shape).astype(np.float32)
-               for name, shape in expected_shapes(weights_spec).items() if name not in drop}
-    weights.update({name: np.zeros(3, np.float32) for name in extra})
-    save_checkpoint(folder, {"spec": spec.to_dict()}, weights)
-    return folder
-
 
 def spec_with(**changes) -> ModelSpec:
     return ModelSpec(**{**SPEC.to_dict(), **changes})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from hostile_fixtures import bundle, not_root, small_bundle, windows  # noqa: F401  (fixtures)
-from hostile_helpers import REPO, invoke, leftovers, problems, snapshot
+from hostile_helpers import REPO, SPEC, invoke, leftovers, problems, snapshot, write_run
 
 from edgernn.errors import BadInputError
 from edgernn.staging import _exchange, publish, recover, staged_dir, target_lock
@@ -61,8 +61,6 @@ def test_many_concurrent_writers_never_collide(tmp_path):
 
 
 def test_the_cli_loser_of_an_export_race_exits_with_one_line(tmp_path, small_bundle):
-    from test_hostile_checkpoint import SPEC, write_run
-
     run = write_run(tmp_path / "run", SPEC, SPEC)
     target = tmp_path / "b"
     shutil.copytree(small_bundle, target)

@@ -1,6 +1,6 @@
 """The PyTorch side of `edgernn bench --checkpoint`: the only bench module that imports torch.
 
-Two references, timed with the same harness as the runtime (``edgernn.bench.measure``):
+Two references, timed with the same harness as the runtime (``edgernn.bench.timing.measure``):
 
 - **PyTorch eager**: the checkpoint's model on windows at batch 1 and B, and a streaming step — the
   model's RNN on a ``(1, 1, F)`` slice with the state carried from the previous call, then the head;
@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from edgernn.bench import BenchSettings, WindowFigures, cycling, measure, step_frames, window_inputs
+from edgernn.bench.timing import BenchSettings, WindowFigures, cycling, measure, step_frames, window_inputs
+from edgernn.checkpoint import load_checkpoint
 from edgernn.errors import BadInputError
+from edgernn.runtime.backends import OnnxBackend
 from edgernn.spec import ModelSpec
 
 ARCHITECTURE = ("cell", "input_size", "hidden_size", "num_layers", "bidirectional", "output_size", "head")
@@ -106,8 +108,6 @@ def bench_plain_export(model, spec: ModelSpec, settings: BenchSettings) -> dict[
     """``torch.onnx.export(dynamo=False)`` of the one-step module, stepped in onnxruntime."""
     import torch
 
-    from edgernn.runtime.backends import OnnxBackend
-
     if spec.bidirectional:
         return {"skipped": "bidirectional: no one-step model to export"}
     step_module = _one_step_module(model)
@@ -133,8 +133,6 @@ def bench_plain_export(model, spec: ModelSpec, settings: BenchSettings) -> dict[
 
 def load_reference(checkpoint: Path, bundle_spec: ModelSpec):
     """The checkpoint (numpy weights, no torch yet), checked to be the bundle's model."""
-    from edgernn.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(checkpoint)
     check_same_model(bundle_spec, ckpt.spec, checkpoint)
     return ckpt

@@ -32,8 +32,9 @@ from statistics import median
 
 import numpy as np
 
-from edgernn.bench import BenchSettings, ColdStart
+from edgernn.bench.timing import BenchSettings, ColdStart
 from edgernn.errors import CheckFailedError
+from edgernn.runtime import load
 from edgernn.spec import ModelSpec
 
 # Prepended to every child: report the process's own peak RSS on stderr at exit.
@@ -186,8 +187,6 @@ def cold_start(path: Path, model, settings: BenchSettings, length: int) -> ColdS
 
 def cli_cold_start(path: Path, variant: str, spec: ModelSpec, settings: BenchSettings, length: int) -> ColdStart:
     """Cold start of ``edgernn run BUNDLE --input one_window.npy`` beside the bare script."""
-    from edgernn.runtime import load
-
     model = load(path, variant=variant, threads=settings.threads)
     with tempfile.TemporaryDirectory(prefix="edgernn-bench-") as tmp:
         window = Path(tmp) / "window.npy"
