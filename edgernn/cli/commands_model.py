@@ -13,7 +13,6 @@ from edgernn.cli.export_module import module_options
 from edgernn.cli.options import (
     LAYERS,
     LENGTH,
-    NON_NEGATIVE,
     POSITIVE,
     POSITIVE_FLOAT,
     PROBABILITY,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import platform
 import math
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
