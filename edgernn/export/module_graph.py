@@ -28,7 +28,7 @@ from onnx import TensorProto, helper
 
 from edgernn.errors import ExportError
 from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
-from edgernn.export.onnx_step import _gru_layer, _layer_params, _lstm_layer, split_layers
+from edgernn.export.onnx_step import _gru_layer, _layer_params, _lstm_layer, split_layers, state_outputs
 from edgernn.export.onnx_window import layer_weights
 from edgernn.spec import ModelSpec
 
@@ -280,7 +280,5 @@ def build_step_graph(
         g.op("Squeeze", [y, axis_0], "y")  # (B, O)
     else:
         g.op("Squeeze", [x_in, axis_0], "features")  # (B, S)
-    for news, out in ((h_new, "h_out"), (c_new, "c_out")):
-        if news:
-            g.op("Concat", news, out, axis=0) if L > 1 else g.op("Identity", news, out)  # (L, B, ·)
+    state_outputs(g, h_new, c_new)  # (L, B, ·)
     return g.build(spec, "step", ir_version=ir_version, opset=opset)

@@ -107,6 +107,27 @@ def split_layers(g: GraphBuilder, name: str, L: int) -> list[str]:
     return g.op("Split", [name, g.const(f"split_{name}", np.ones(L, np.int64))], f"{name}_layer", n_out=L, axis=0)
 
 
+def step_scaffold(spec: ModelSpec) -> tuple[GraphBuilder, str, list[str], list[str | None]]:
+    """What every step graph starts with: its declared inputs and outputs, the frame as a one-step
+    sequence ``x_t_1BF`` (1, B, F) and the state split per layer (``axis_0`` is a constant of the graph)."""
+    if spec.bidirectional:
+        raise ExportError("a bidirectional model cannot stream: its backward direction needs the whole window")
+    g = GraphBuilder(f"edgernn_{spec.cell}_step")
+    inputs, outputs = step_io(spec)
+    g.declare(inputs, outputs)
+    x_in = g.op("Unsqueeze", ["x_t", g.const("axis_0", np.array([0], np.int64))], "x_t_1BF")  # (1, B, F)
+    hs = split_layers(g, "h_in", spec.num_layers)
+    cs = split_layers(g, "c_in", spec.num_layers) if spec.has_cell_state else [None] * spec.num_layers
+    return g, x_in, hs, cs
+
+
+def state_outputs(g: GraphBuilder, h_new: list[str], c_new: list[str]) -> None:
+    """The layers' new states (1, B, H) each, joined into ``h_out`` (and ``c_out``) (L, B, H)."""
+    for news, out in ((h_new, "h_out"), (c_new, "c_out")):
+        if news:
+            g.op("Concat", news, out, axis=0) if len(news) > 1 else g.op("Identity", news, out)
+
+
 def build_step_graph(
     spec: ModelSpec,
     weights: Mapping[str, np.ndarray],
@@ -114,16 +135,8 @@ def build_step_graph(
     ir_version: int = DEFAULT_IR_VERSION,
     opset: int = DEFAULT_OPSET,
 ) -> onnx.ModelProto:
-    if spec.bidirectional:
-        raise ExportError("a bidirectional model cannot stream: its backward direction needs the whole window")
-    g = GraphBuilder(f"edgernn_{spec.cell}_step")
-    inputs, outputs = step_io(spec)
-    g.declare(inputs, outputs)
-
+    g, x_in, hs, cs = step_scaffold(spec)
     H, L = spec.hidden_size, spec.num_layers
-    x_in = g.op("Unsqueeze", ["x_t", g.const("axis_0", np.array([0], np.int64))], "x_t_1BF")  # (1, B, F)
-    hs = split_layers(g, "h_in", L)
-    cs = split_layers(g, "c_in", L) if spec.has_cell_state else [None] * L
     h_new, c_new = [], []
     for l in range(L):
         p = _layer_params(weights, l, spec.gates * H)
@@ -139,7 +152,5 @@ def build_step_graph(
     y = g.op("MatMul", [x_in, g.const("head_weight_T", head_w)], "head_matmul")  # (1, B, O)
     y = g.op("Add", [y, g.const("head_bias", np.asarray(weights["head.bias"], np.float32))], "head_out")
     g.op("Squeeze", [y, "axis_0"], "y")  # (B, O)
-    for news, out in ((h_new, "h_out"), (c_new, "c_out")):
-        if news:
-            g.op("Concat", news, out, axis=0) if L > 1 else g.op("Identity", news, out)  # (L, B, H)
+    state_outputs(g, h_new, c_new)
     return g.build(spec, "step", ir_version=ir_version, opset=opset)

@@ -18,9 +18,8 @@ from collections.abc import Mapping
 import numpy as np
 import onnx
 
-from edgernn.errors import ExportError
-from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET, GraphBuilder
-from edgernn.export.onnx_step import split_layers, step_io
+from edgernn.export.graph_builder import DEFAULT_IR_VERSION, DEFAULT_OPSET
+from edgernn.export.onnx_step import state_outputs, step_scaffold
 from edgernn.export.onnx_window import layer_weights
 from edgernn.spec import ModelSpec
 
@@ -32,17 +31,8 @@ def build_fused_step_graph(
     ir_version: int = DEFAULT_IR_VERSION,
     opset: int = DEFAULT_OPSET,
 ) -> onnx.ModelProto:
-    if spec.bidirectional:
-        raise ExportError("a bidirectional model cannot stream: its backward direction needs the whole window")
-    g = GraphBuilder(f"edgernn_{spec.cell}_step")
-    inputs, outputs = step_io(spec)
-    g.declare(inputs, outputs)
-
+    g, x, hs, cs = step_scaffold(spec)  # x: (1, B, F), a sequence of one step
     H, L = spec.hidden_size, spec.num_layers
-    axis_0 = g.const("axis_0", np.array([0], np.int64))
-    x = g.op("Unsqueeze", ["x_t", axis_0], "x_t_1BF")  # (1, B, F): a sequence of one step
-    hs = split_layers(g, "h_in", L)
-    cs = split_layers(g, "c_in", L) if spec.has_cell_state else [None] * L
     h_new, c_new = [], []
     for layer in range(L):
         W, R, B = layer_weights(spec, weights, layer)  # (1, G·H, I), (1, G·H, H), (1, 2·G·H)
@@ -55,13 +45,11 @@ def build_fused_step_graph(
             _, h_t = g.op("GRU", operands, f"gru_l{layer}", n_out=2, hidden_size=H, linear_before_reset=1)
         h_new.append(h_t)  # (1, B, H)
         x = h_t  # the next layer's one-step sequence
-    last = g.op("Squeeze", [x, axis_0], "h_last")  # (B, H)
+    last = g.op("Squeeze", [x, "axis_0"], "h_last")  # (B, H)
     head_w = g.const("head_weight", np.asarray(weights["head.weight"], np.float32))  # (O, H)
     head_b = g.const("head_bias", np.asarray(weights["head.bias"], np.float32))  # (O,)
     g.op("Gemm", [last, head_w, head_b], "y", transB=1)  # (B, O)
-    for news, out in ((h_new, "h_out"), (c_new, "c_out")):
-        if news:
-            g.op("Concat", news, out, axis=0) if L > 1 else g.op("Identity", news, out)  # (L, B, H)
+    state_outputs(g, h_new, c_new)
     model = g.build(spec, "step", ir_version=ir_version, opset=opset)
     for node in model.graph.node:  # the unused all-steps output Y: an empty name, as ONNX allows
         if node.op_type in ("LSTM", "GRU"):

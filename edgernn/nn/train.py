@@ -84,12 +84,6 @@ def _lengths(lengths: np.ndarray | None, index) -> torch.Tensor | None:
     return None if lengths is None else torch.from_numpy(np.asarray(lengths[index], np.int64))
 
 
-def _targets(ds: data.Dataset, norm) -> torch.Tensor:
-    if ds.head == "classification":
-        return torch.from_numpy(ds.y.astype(np.int64))
-    return torch.from_numpy(data.normalize_y(ds.y, norm).astype(np.float32))
-
-
 def data_size_defaults(config: TrainConfig, n_train: int) -> tuple[TrainConfig, list[str]]:
     """Fill a batch size, patience and epoch budget left open (None) from the training set's size, and say
     what was picked.
