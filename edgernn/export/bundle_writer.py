@@ -98,6 +98,10 @@ def export_bundle(
     On a parity failure nothing is left at ``out`` and ``CheckFailedError`` lists what failed.
     """
     started = time.perf_counter()
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or "onnx" not in formats:
+        raise ExportError(f"formats must be onnx, or onnx,tflite (the ONNX fp32 window graph is every bundle's "
+                          f"reference variant), got {','.join(formats) or 'none'}")
     inputs, outputs = window_io(spec)
     window = build_window_graph(spec, weights, ir_version=ir_version, opset=opset)
     files = [("onnx-window-fp32", "model.onnx", "window", "fp32", window, inputs, outputs)]
@@ -120,16 +124,12 @@ def export_bundle(
     io = {graph: (ins, outs) for _, _, graph, _, _, ins, outs in files}
     files += [(q.name, q.file, q.graph, q.precision, q.model, *io[q.graph]) for q in extras.values() if q.precision != "fp32"]
 
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown or "onnx" not in formats:
-        raise ExportError(f"formats must be onnx, or onnx,tflite (the ONNX fp32 window graph is every bundle's "
-                          f"reference variant), got {','.join(formats) or 'none'}")
     if "tflite" in formats and spec.bidirectional:
         names = [f"tflite-window-{p}" for p in ("fp32", *quantize)]
         reason = "TFLite covers unidirectional RNNs only (its window graph loops over the step graph)"
         not_written += [{"variant": n, "reason": reason} for n in names]
         formats = tuple(f for f in formats if f != "tflite")
-    tflite, tflite_note, tflite_not_written = _tflite_files(spec, weights, formats, quantize, calibration, progress)
+    tflite, tflite_not_written = _tflite_files(spec, weights, formats, quantize, calibration, progress)
     not_written += tflite_not_written
     if not_written and not best_effort:
         by_reason: dict[str, list[str]] = {}
@@ -163,8 +163,6 @@ def export_bundle(
             ))
         if measure_latency:
             variants = with_latency(tmp, variants, spec.window)
-        if tflite_note:
-            streaming = {**streaming, "tflite": tflite_note}
         target_info = {}
         if target is not None:
             from edgernn.export.targets import screen_variants, target_record
@@ -216,17 +214,16 @@ def _without(folder: Path, manifest: Manifest, failed: list[VariantReport]) -> t
 
 
 def _tflite_files(spec, weights, formats, quantize, calibration, progress):
-    """The TFLite variants asked for, or none with the reason a bidirectional model has none; and the
-    precisions asked that TFLite has no file for, with the reason."""
+    """The TFLite variants asked for, and the precisions asked that TFLite has no file for, with the reason."""
     if "tflite" not in formats:
-        return [], "", []
+        return [], []
     from edgernn.export.tflite import tflite_variants
     from edgernn.export.tflite_quantize import PRECISIONS as TFLITE_PRECISIONS
 
     not_written = [{"variant": f"tflite-*-{p}", "reason": TFLITE_NOT_WRITTEN.get(p, f"no TFLite {p} writer")}
                    for p in quantize if p not in TFLITE_PRECISIONS]
     kept = tuple(p for p in quantize if p in TFLITE_PRECISIONS)
-    return tflite_variants(spec, weights, ("fp32", *kept), calibration, progress=progress), "", not_written
+    return tflite_variants(spec, weights, ("fp32", *kept), calibration, progress=progress), not_written
 
 
 def _precision_variants(spec, weights, files, quantize, calibration, calibration_source, **kwargs) -> dict:
