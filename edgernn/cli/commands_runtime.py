@@ -226,7 +226,6 @@ def _run_graph(graph, *, input_path, stream, output, fmt_name, variant, lengths_
 def _run_stream(model, input_path, output, fmt_name, on_error, reset_every, mode, hop, window) -> None:
     """Frames from ``--input`` or stdin, answers to ``--output`` or stdout. An existing ``--output`` file is
     replaced only once the stream has answered a frame (or ended cleanly), never by a stream that failed first."""
-    from edgernn.runtime.stream import SlidingWindowSession
     from edgernn.runtime.stream_io import OutputOnFirstWrite, pick_mode, run_stream
 
     mode, T = pick_mode(model.spec, mode, window)
@@ -234,9 +233,7 @@ def _run_stream(model, input_path, output, fmt_name, on_error, reset_every, mode
         from edgernn.errors import BadInputError
 
         raise BadInputError(f"--hop must be at least 1 frame, got {hop}")
-    session = model.stream(batch=1)
-    if mode == "sliding":
-        session = SlidingWindowSession(session, T, hop)
+    session = model.sliding(T, hop) if mode == "sliding" else model.stream(batch=1)
     source = _open_frames(input_path)
     sink = _open_output(output) if output else sys.stdout
     warn = lambda message: click.echo(f"warning: {message}", err=True)  # noqa: E731

@@ -77,7 +77,8 @@ class Model:
         window = window or self.spec.window
         if not window:
             raise BadInputError("this model records no training window: give sliding(window=N)")
-        return SlidingWindowSession(self.stream(batch=1), window, hop)
+        slots = -(-window // hop) if window >= 1 and hop >= 1 else 1  # bad values: refused by the session
+        return SlidingWindowSession(self.stream(batch=slots), window, hop)
 
     def predict(self, x, lengths: np.ndarray | None = None) -> Prediction:
         """Windows ``(N, T, F)`` in data units (or token ids ``(N, T)``); ``lengths`` (N,) for windows padded at

@@ -55,14 +55,14 @@ class StreamSession:
         if self._bound is not None:
             if getattr(x_t, "shape", None) != self._shapes["x_t"]:
                 raise BadInputError(f"expected a frame of shape {self._shapes['x_t']}, got {tuple(np.shape(x_t))}")
-            y = self._bound.step(x_t)["y"].copy()  # the buffer is rewritten by the next step
+            y = self._bound.step(x_t)["y"].copy()  # the buffer is rewritten by the next step (checked at bind)
         else:
             out = self.backend.run({"x_t": x_t, **self._state})
             self._check_names(out)
             self._state = {name: out[name.replace("_in", "_out")] for name in self._state_names}
-            y = out["y"]
+            y = check_outputs(self.spec, out["y"], x_t.shape[0], "step graph")
         self.steps += 1
-        return check_outputs(self.spec, y, x_t.shape[0], "step graph")
+        return y
 
     def _check_names(self, outputs) -> None:
         missing = [n for n in ("y", *(s.replace("_in", "_out") for s in self._state_names)) if n not in outputs]
@@ -74,10 +74,13 @@ class StreamSession:
         """onnxruntime's buffers bound once; a graph that is not edgernn's step graph is one line."""
         self._check_names([o.name for o in session.get_outputs()])
         try:
-            return BoundSteps(session, self._state_names, self._shapes)
+            bound = BoundSteps(session, self._state_names, self._shapes)
         except Exception as e:  # onnxruntime's own types: the graph cannot run a zero step of this shape
             first = " ".join(str(e).split())[:240]
             raise ModelFileError(f"step graph: onnxruntime could not run it ({first}); export the bundle again") from None
+        # the output buffer has the shape of every later step: its shape is checked here, once
+        check_outputs(self.spec, bound.outputs["y"], self.batch, "step graph")
+        return bound
 
     def step(self, frame) -> Prediction:
         """Advance with one frame per stream, ``(F,)`` or ``(B, F)`` in data units (a token id per stream
@@ -127,7 +130,9 @@ class SlidingWindowSession:
             raise BadInputError(f"expected a window and a hop of at least 1 frame, got window {window}, hop {hop}")
         self.window, self.hop = window, hop
         self.slots = -(-window // hop)  # ceil: copies alive at once
-        self.session = StreamSession(stream.spec, stream.backend, batch=self.slots)
+        # one stream per copy alive at once: the given session when it has that batch, else one like it
+        self.session = stream if stream.batch == self.slots else StreamSession(stream.spec, stream.backend,
+                                                                                batch=self.slots)
         self.spec = stream.spec
         self.reset()
 
