@@ -9,20 +9,12 @@ training file is then split into train and validation only.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from edgernn.bundle import sha256_of
 from edgernn.errors import BadInputError
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -70,7 +62,7 @@ class DataSource:
             p = Path(value)
             if p.is_file():  # a new source: record where it is and what it holds
                 object.__setattr__(self, key, str(p.resolve()))
-                object.__setattr__(self, prefix + "sha256", file_digest(p))
+                object.__setattr__(self, prefix + "sha256", sha256_of(p))
                 object.__setattr__(self, prefix + "size", p.stat().st_size)
 
     @property
@@ -96,7 +88,7 @@ class DataSource:
         if not p.is_file():
             raise BadInputError(f"the {what} {path} is not there any more (moved or deleted since training); "
                                 "put it back, or pass --data FILE")
-        if p.stat().st_size != size or file_digest(p) != digest:
+        if p.stat().st_size != size or sha256_of(p) != digest:
             raise BadInputError(f"the {what} {path} changed since training (sha256 {digest[:12]}…, size {size} "
                                 "recorded); the same split cannot be rebuilt: restore it, or pass --data FILE")
         return path
