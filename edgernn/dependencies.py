@@ -63,10 +63,6 @@ def require(command: str, modules: Iterable[str], purpose: dict[str, str] | None
         raise MissingDependenciesError(lines)
 
 
-def tflite_runtime_installed() -> bool:
-    return installed(TFLITE_RUNTIME)
-
-
 # What each workstation command always needs.
 TRAIN = ("torch", "safetensors", "matplotlib", "tqdm")
 EXPORT = ("onnx", "safetensors")

@@ -145,18 +145,18 @@ def evaluate_bundle(
         except MissingDependencyError as e:  # a .tflite variant without a TFLite runtime: as verify and bench do
             report.skipped.append({"variant": v.name, "reason": str(e)})
             continue
-        runs.append((v.name, v.precision, v.format, v.size, model if v.graph == "window" else StepRunner(model)))
+        runs.append((v.name, v.precision, v.format, v.size, model if v.graph == "window" else StepRunner(model),
+                     v.graph))
         ranges[v.name] = input_range(v)
     x, ctx = prepare_windows(spec, ds.x)  # the forecast transform (if any), then the normalisation
     lengths = getattr(ds, "lengths", None)
     one = x[:1] if lengths is None else x[:1, : int(lengths[0])]  # one sequence, unpadded, for latency
     reference = None
     outputs = {}
-    for name, precision, fmt, size, runner in runs:
+    for name, precision, fmt, size, runner, graph in runs:
         y = runner.raw_outputs(x, lengths)  # variable length: each sequence at its true length
         outputs[name] = finish_outputs(spec, y, ctx).values
         metrics = task_metrics(spec.head, ds.y, outputs[name], spec.output_size)
-        graph = "step" if "-step-" in name else "window"
         score = VariantScore(name, precision, fmt, metrics, size, _latency_ms(runner.window, one), graph=graph)
         if ranges.get(name):
             score.outside_calibration = round(outside_share(x, ranges[name], lengths), 6)
@@ -219,4 +219,4 @@ def _torch_run(checkpoint: Path, spec):
                 return model(torch.from_numpy(np.ascontiguousarray(x, np.float32)), t).numpy()
 
     size = (Path(ckpt.path) / "model.safetensors").stat().st_size
-    return ("pytorch-fp32", "fp32", "pytorch", size, TorchRun)
+    return ("pytorch-fp32", "fp32", "pytorch", size, TorchRun, "window")

@@ -49,19 +49,16 @@ def task_metrics(head: str, y_true: np.ndarray, prediction: np.ndarray, num_clas
     return regression_metrics(y_true, prediction)
 
 
-def baseline_metrics(head: str, y_train: np.ndarray, y_test: np.ndarray, num_classes: int = 0,
-                     last_values: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-    """Trivial predictors to beat: the training mean or majority class; for forecasting also
-    persistence (predict the last seen value), given ``last_values`` of shape (N, O)."""
+def baseline_metrics(head: str, y_train: np.ndarray, y_test: np.ndarray,
+                     num_classes: int = 0) -> dict[str, dict[str, float]]:
+    """Trivial predictors to beat: the training mean or majority class (forecasting adds persistence and
+    seasonal naive: ``forecast_baselines``)."""
     n = len(y_test)
     if head == "classification":
         majority = np.bincount(np.asarray(y_train, np.int64), minlength=num_classes).argmax()
         return {"majority class": classification_metrics(y_test, np.full(n, majority), num_classes)}
     mean = np.asarray(y_train, np.float64).reshape(len(y_train), -1).mean(axis=0)
-    out = {"training mean": regression_metrics(y_test, np.tile(mean, (n, 1)))}
-    if head == "forecast" and last_values is not None:
-        out["persistence"] = regression_metrics(y_test, last_values)
-    return out
+    return {"training mean": regression_metrics(y_test, np.tile(mean, (n, 1)))}
 
 
 def forecast_baselines(x: np.ndarray, y: np.ndarray, *, horizon: int = 1,

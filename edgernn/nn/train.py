@@ -168,11 +168,10 @@ def _train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool
                   world=world, run_dir=Path(out), run_info=run_info, resume=resume, progress=progress,
                   desc=f"train {spec.cell} on {source.label}")
     history, seconds = outcome.history, outcome.train_seconds
-    best = (outcome.best.val_loss, outcome.best.state, outcome.best.epoch)
-    model.to("cpu").load_state_dict(best[1])
+    model.to("cpu").load_state_dict(outcome.best.state)
     model.eval()
+    weights = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
     if not world.is_main:  # rank 0 evaluates and writes; the weights are the same on every rank
-        weights = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
         return TrainResult(spec=spec, weights=weights, run_dir=Path(out), metrics={}, history=history)
 
     te = splits.test
@@ -193,7 +192,7 @@ def _train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool
         "test": test_metrics,
         "baselines": baselines,
         "verdict": verdict(test_metrics, baselines) if spec.head == "forecast" else "",
-        "best_epoch": best[2],
+        "best_epoch": outcome.best.epoch,
         "epochs_run": len(history),
         "train_seconds": round(seconds, 2),
         "hardware": {"device": describe_device(device), "precision": precision.name, "processes": world.size,
@@ -203,7 +202,6 @@ def _train(source: DataSource, config: TrainConfig, out: Path, *, progress: bool
         "notes": list(tr.notes) + picked,
         "config": {"batch_size": config.batch_size, "patience": config.patience, "epochs": config.epochs},
     }
-    weights = {k: v.numpy().astype(np.float32) for k, v in model.state_dict().items()}
     info = {
         "spec": spec.to_dict(),
         "config": asdict(config),
