@@ -21,7 +21,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgernn.errors import ExportError
-from edgernn.quantize.rounding import QMAX, gptq, round_to_nearest
+from edgernn.quantize.rounding import round_columns
 from edgernn.quantize.weight_only import WeightOnlyResult, quantize_weights_int8
 
 CONTRIB = "com.microsoft"
@@ -60,14 +60,7 @@ def lstm_to_dynamic_int8(model: onnx.ModelProto, *, grams: Mapping[str, np.ndarr
                 raise ExportError(f"LSTM node {node.name or node.output[0]}: its {role} is not a constant")
             w = numpy_helper.to_array(inits[name]).astype(np.float64)  # (D, 4H, K)
             mats = [w[d].T for d in range(w.shape[0])]  # D × (K, 4H)
-            scales = [np.where(np.abs(m).max(axis=0) > 0, np.abs(m).max(axis=0) / QMAX, 1.0) for m in mats]
-            gram = grams.get(name)
-            if gram is not None:
-                gram = np.asarray(gram).reshape(len(mats), *np.asarray(gram).shape[-2:])
-                q = [gptq(m, s, g) for m, s, g in zip(mats, scales, gram)]
-            else:
-                q = [round_to_nearest(m, s) for m, s in zip(mats, scales)]
-            quantized[name] = "gptq" if gram is not None else "nearest"
+            q, scales, quantized[name] = round_columns(mats, grams.get(name))
             graph.initializer.remove(inits.pop(name))
             graph.initializer.extend([
                 numpy_helper.from_array(np.stack(q), f"{name}_int8"),  # (D, K, 4H)

@@ -44,3 +44,13 @@ def gptq(W: np.ndarray, scale: np.ndarray, gram: np.ndarray, damping: float = DA
         error = (W[k] - Q[k] * scale) / U[k, k]  # (N,)
         W[k + 1 :] -= np.outer(U[k, k + 1 :], error)
     return Q[np.argsort(order)]
+
+
+def round_columns(mats: list[np.ndarray], gram=None) -> tuple[list[np.ndarray], list[np.ndarray], str]:
+    """Products ``mats`` (each (K, N)) as int8 with one scale per output column: by GPTQ when ``gram``
+    ((K, K), or one per product) is given, else to nearest. Returns (int8 matrices, scales, "gptq"|"nearest")."""
+    scales = [np.where(np.abs(m).max(axis=0) > 0, np.abs(m).max(axis=0) / QMAX, 1.0) for m in mats]  # (N,) each
+    if gram is None:
+        return [round_to_nearest(m, s) for m, s in zip(mats, scales)], scales, "nearest"
+    gram = np.asarray(gram).reshape(len(mats), *np.asarray(gram).shape[-2:])
+    return [gptq(m, s, g) for m, s, g in zip(mats, scales, gram)], scales, "gptq"

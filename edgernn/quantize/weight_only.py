@@ -33,7 +33,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgernn.quantize.rounding import QMAX, gptq, round_to_nearest
+from edgernn.quantize.rounding import round_columns
 
 RECURRENT = ("LSTM", "GRU", "RNN")
 DEQUANTIZE_OPS = ("Cast", "Mul", "DequantizeLinear")
@@ -136,16 +136,9 @@ def quantize_weights_int8(
         init = inits[site.name]
         w = numpy_helper.to_array(init).astype(np.float64)
         mats = _as_products(site, w)
-        scales = [np.where(np.abs(m).max(axis=0) > 0, np.abs(m).max(axis=0) / QMAX, 1.0) for m in mats]  # (N,) each
-        gram = known.get(site.name)
-        if gram is not None:
-            gram = np.asarray(gram).reshape(len(mats), *np.asarray(gram).shape[-2:])
-            q = [gptq(m, s, g) for m, s, g in zip(mats, scales, gram)]
-            result.quantized[site.name] = "gptq"
+        q, scales, result.quantized[site.name] = round_columns(mats, known.get(site.name))  # (N,) scales each
+        if known.get(site.name) is not None:
             result.grams[site.name] = np.asarray(known[site.name])
-        else:
-            q = [round_to_nearest(m, s) for m, s in zip(mats, scales)]
-            result.quantized[site.name] = "nearest"
         w_int8 = _from_products(site, q)
         scale = _channel_scale(site, np.stack(scales).astype(np.float32))  # (D or 1, N)
         graph.initializer.remove(init)
