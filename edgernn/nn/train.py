@@ -62,26 +62,11 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def predict_numpy(model: nn.Module, x: np.ndarray, batch_size: int = 512, lengths: np.ndarray | None = None) -> np.ndarray:
-    """Outputs for windows ``x``; with ``lengths``, each right-padded sequence at its true length."""
-    model.eval()
-    outs = []
-    with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            part = slice(start, start + batch_size)
-            outs.append(model(torch.from_numpy(x[part]), _lengths(lengths, part)).numpy())
-    return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
-
-
 def _transformed(ds: data.Dataset, transform: ForecastTransform):
     """A forecasting Dataset with its windows and targets transformed, and the context to invert forecasts."""
     x, context = transform_inputs(transform, ds.x, ds.y.shape[1])
     y = transform_targets(transform, ds.y, context)
     return data.Dataset(x, y, ds.head, name=ds.name, notes=ds.notes, layout=ds.layout, season=ds.season), context
-
-
-def _lengths(lengths: np.ndarray | None, index) -> torch.Tensor | None:
-    return None if lengths is None else torch.from_numpy(np.asarray(lengths[index], np.int64))
 
 
 def data_size_defaults(config: TrainConfig, n_train: int) -> tuple[TrainConfig, list[str]]:
